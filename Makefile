@@ -1,0 +1,47 @@
+# Roadlab developer entry points. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+PYTEST ?= $(PYTHON) -m pytest
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: install
+install: ## Install the package and its dev tools (pip, editable)
+	$(PYTHON) -m pip install -q -e '.[dev]'
+
+.PHONY: lint
+lint: ## ruff (lint and format check) and mypy --strict
+	ruff check .
+	ruff format --check .
+	mypy
+
+.PHONY: unit
+unit: ## Unit tests (no cluster)
+	$(PYTEST) tests/unit -q
+
+.PHONY: e2e
+e2e: ## End-to-end tests on a real cluster (brings one up if needed)
+	$(PYTEST) tests/e2e -v
+
+.PHONY: test
+test: lint unit e2e ## Everything CI runs: lint, unit and e2e tests
+
+.PHONY: cluster-build
+cluster-build: ## Build the local cluster's binaries and images (cached)
+	cluster/build.sh
+
+.PHONY: cluster-up
+cluster-up: ## Start the local cluster (or kind when Docker answers); prints KUBECONFIG
+	@cluster/ensure.sh
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local cluster and remove all it left behind
+	cluster/down.sh
+
+.PHONY: images
+images: ## Build the project's images and load them into the local cluster
+	cluster/project-images.sh local

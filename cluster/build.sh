@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Build the local cluster's binaries and images from pinned upstream sources.
+# Everything lands in the cache ($ROADLAB_CACHE, default ~/.cache/roadlab), keyed by
+# the inputs, so a second run does nothing.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$CLUSTER_DIR/images.sh"
+
+export CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false"
+
+build_kubernetes() {
+  local out tmp v=$K8S_VERSION minor
+  out=$(k8s_bin_dir)
+  [[ -x $out/kubectl ]] && return
+  log "building Kubernetes v$v (first run on this machine: ~8 min on 2 cores)"
+  minor=$(cut -d. -f2 <<<"$v")
+  # What `make` in kubernetes stamps in; skew checks and `kubectl version` read it.
+  local pkg ld=-s\ -w
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld+=" -X $pkg.gitVersion=v$v -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+  done
+  tmp=$out.tmp
+  rm -rf "$tmp" && mkdir -p "$tmp"
+  (cd "$CLUSTER_DIR/build/kubernetes" && go build -ldflags "$ld" -o "$tmp/" \
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet \
+    k8s.io/kubernetes/cmd/kube-proxy k8s.io/kubernetes/cmd/kubectl)
+  mv "$tmp" "$out"
+}
+
+build_go_module() { # build_go_module DIR OUT NAME
+  [[ -x $2/$3 ]] && return
+  log "building $3"
+  rm -rf "$2.tmp" && mkdir -p "$2.tmp"
+  (cd "$1" && go build -ldflags "-s -w" -o "$2.tmp/$3" .)
+  mv "$2.tmp" "$2"
+}
+
+build_pause() {
+  local out=$CACHE_DIR/bin/pause-$PAUSE_VERSION src
+  [[ -x $out/pause ]] && return
+  # Upstream's pause.c ships in the k8s.io/kubernetes module.
+  src=$(cd "$CLUSTER_DIR/build/kubernetes" && go mod download -json "k8s.io/kubernetes@v$K8S_VERSION" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  log "building pause from $src/build/pause/linux/pause.c"
+  mkdir -p "$out.tmp"
+  gcc -Os -Wall -Werror -static -DVERSION="v$PAUSE_VERSION-roadlab" \
+    -o "$out.tmp/pause" "$src/build/pause/linux/pause.c"
+  strip "$out.tmp/pause"
+  rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
+# binary_image NAME DOCKERFILE_DIR BINARY: build a FROM-scratch image around one binary.
+binary_image() {
+  local ctx
+  ctx=$(mktemp -d)
+  cp "$2/Dockerfile" "$ctx/" && cp "$3" "$ctx/"
+  build_image "$1" "$ctx" >/dev/null
+  rm -rf "$ctx"
+}
+
+main() {
+  command -v go >/dev/null || die "go is not installed"
+  build_kubernetes
+  build_go_module "$CLUSTER_DIR/build/etcd" "$(etcd_bin_dir)" etcd
+  build_go_module "$CLUSTER_DIR/build/coredns" "$(coredns_bin_dir)" coredns
+  build_pause
+  binary_image "$PAUSE_IMAGE" "$CLUSTER_DIR/images/pause" "$CACHE_DIR/bin/pause-$PAUSE_VERSION/pause"
+  binary_image "$COREDNS_IMAGE" "$CLUSTER_DIR/images/coredns" "$(coredns_bin_dir)/coredns"
+  log "binaries and images are built and cached under $CACHE_DIR"
+}
+
+main "$@"

@@ -1,0 +1,3 @@
+module roadlab.dev/images/web
+
+go 1.23
