@@ -1,0 +1,1 @@
+"""Roadlab: Kubernetes-native hands-on lab environments."""

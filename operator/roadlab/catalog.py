@@ -1,0 +1,128 @@
+"""Loading the lab catalog (labs/<id>/lab.yaml) and resolving a Lab's parameters.
+
+All file I/O happens here, at startup, so that planning a Lab stays pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from roadlab.guardrails import check_learner_rules
+from roadlab.models import LabDefinition, ParameterError, ParamValue
+from roadlab.rendering import RenderError, check_template
+
+__all__ = [
+    "LAB_FILE",
+    "CatalogError",
+    "ParameterError",
+    "format_validation_error",
+    "load_catalog",
+    "load_lab_definition",
+    "resolve_parameters",
+]
+
+LAB_FILE = "lab.yaml"
+
+
+class CatalogError(ValueError):
+    """The catalog on disk is broken; the message names the offending file."""
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One line per problem, "path.to.field: message", without pydantic's URLs."""
+    lines = []
+    for error in exc.errors():
+        location = ".".join(str(part) for part in error["loc"]) or "<root>"
+        lines.append(f"{location}: {error['msg']}")
+    return "; ".join(lines)
+
+
+def _inside(root: Path, relative: str) -> Path:
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root.resolve()):
+        raise CatalogError(f"{root / relative}: points outside the lab directory")
+    return path
+
+
+def load_lab_definition(lab_dir: Path | str) -> LabDefinition:
+    """Read and validate one lab directory, attaching its template texts."""
+    lab_dir = Path(lab_dir)
+    lab_file = lab_dir / LAB_FILE
+    try:
+        raw = yaml.safe_load(lab_file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CatalogError(f"{lab_file}: cannot read: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise CatalogError(f"{lab_file}: invalid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise CatalogError(f"{lab_file}: expected a mapping at the top level")
+    try:
+        definition = LabDefinition.model_validate(raw)
+    except ValidationError as exc:
+        raise CatalogError(f"{lab_file}: {format_validation_error(exc)}") from exc
+    if definition.id != lab_dir.name:
+        raise CatalogError(
+            f"{lab_file}: id {definition.id!r} must equal the directory name {lab_dir.name!r}"
+        )
+    try:
+        check_learner_rules(definition.environment.learner_rules)
+    except ValueError as exc:
+        raise CatalogError(f"{lab_file}: environment.{exc}") from exc
+
+    sources: dict[str, str] = {}
+    for relative in definition.environment.templates:
+        path = _inside(lab_dir, relative)
+        if not path.is_file():
+            raise CatalogError(f"{lab_file}: template {relative!r} does not exist")
+        sources[relative] = path.read_text(encoding="utf-8")
+        try:
+            check_template(str(lab_dir / relative), sources[relative])
+        except RenderError as exc:
+            raise CatalogError(str(exc)) from exc
+    if definition.solution is not None and not _inside(lab_dir, definition.solution).exists():
+        raise CatalogError(f"{lab_file}: solution {definition.solution!r} does not exist")
+    return definition.with_template_sources(sources)
+
+
+def load_catalog(labs_root: Path | str) -> dict[str, LabDefinition]:
+    """Every lab under labs_root, by id. Directories starting with '.' or '_' are skipped."""
+    labs_root = Path(labs_root)
+    if not labs_root.is_dir():
+        raise CatalogError(f"{labs_root}: catalog directory does not exist")
+    catalog: dict[str, LabDefinition] = {}
+    for lab_dir in sorted(labs_root.iterdir()):
+        if not lab_dir.is_dir() or lab_dir.name.startswith((".", "_")):
+            continue
+        if not (lab_dir / LAB_FILE).is_file():
+            raise CatalogError(f"{lab_dir}: missing {LAB_FILE}")
+        definition = load_lab_definition(lab_dir)
+        catalog[definition.id] = definition
+    return catalog
+
+
+def resolve_parameters(
+    definition: LabDefinition, given: Mapping[str, object]
+) -> dict[str, ParamValue]:
+    """Declared defaults overlaid with the Lab's values, strictly type-checked."""
+    unknown = sorted(set(given) - set(definition.parameters))
+    if unknown:
+        declared = ", ".join(sorted(definition.parameters)) or "none"
+        raise ParameterError(
+            f"unknown parameter(s) {', '.join(map(repr, unknown))} for lab "
+            f"{definition.id!r} (declared: {declared})"
+        )
+    resolved: dict[str, ParamValue] = {}
+    for name, declaration in definition.parameters.items():
+        if name in given:
+            resolved[name] = declaration.check(name, given[name])
+        elif declaration.default is not None:
+            resolved[name] = declaration.default
+        else:
+            raise ParameterError(
+                f"parameter {name!r} is required (no default), expected {declaration.expectation()}"
+            )
+    return resolved

@@ -1,0 +1,269 @@
+"""Manifests that fence a lab namespace in: Pod Security, quota, limits, network, RBAC.
+
+Everything here is a pure builder returning plain dicts, ready for server-side apply.
+Note for deployment: Kubernetes RBAC forbids granting permissions one does not hold, so the
+operator's own ClusterRole must include every rule of the learner Role (or `bind`).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from roadlab import naming
+from roadlab.models import EnvironmentDef, LimitRangeDef, PolicyRule
+
+_RBAC_GROUP = "rbac.authorization.k8s.io"
+_CRUD = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]
+_READ = ["get", "list", "watch"]
+
+# What a learner can do inside their lab namespace. Deliberately nothing on RBAC objects,
+# and read-only on the guardrails themselves.
+LEARNER_BASE_RULES: tuple[dict[str, Any], ...] = (
+    {
+        "apiGroups": [""],
+        "resources": ["pods", "services", "configmaps", "secrets", "persistentvolumeclaims"],
+        "verbs": _CRUD,
+    },
+    {"apiGroups": [""], "resources": ["pods/log", "pods/status"], "verbs": _READ},
+    {
+        "apiGroups": [""],
+        "resources": ["pods/exec", "pods/attach", "pods/portforward"],
+        "verbs": ["get", "create"],
+    },
+    {
+        "apiGroups": [""],
+        "resources": ["serviceaccounts", "events", "resourcequotas", "limitranges", "endpoints"],
+        "verbs": _READ,
+    },
+    {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": _READ},
+    {
+        "apiGroups": ["apps"],
+        "resources": ["deployments", "replicasets", "statefulsets"],
+        "verbs": _CRUD,
+    },
+    {
+        # kubectl scale goes through the scale subresource.
+        "apiGroups": ["apps"],
+        "resources": ["deployments/scale", "replicasets/scale", "statefulsets/scale"],
+        "verbs": ["get", "update", "patch"],
+    },
+    {"apiGroups": ["batch"], "resources": ["jobs", "cronjobs"], "verbs": _CRUD},
+    {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": _CRUD},
+    {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": _CRUD},
+    {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": _READ},
+    {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": _CRUD},
+)
+
+# Resources an extra learner rule may never touch: they are the guardrails.
+_PROTECTED_RESOURCES = frozenset({"resourcequotas", "limitranges", "networkpolicies", "namespaces"})
+_PROTECTED_VERBS = frozenset({"escalate", "bind", "impersonate"})
+
+
+def owner_reference(lab_body: Mapping[str, Any]) -> dict[str, Any]:
+    """A controller ownerReference to the Lab, so deleting the Lab deletes its Namespace."""
+    metadata = lab_body.get("metadata") or {}
+    values = {
+        "apiVersion": lab_body.get("apiVersion"),
+        "kind": lab_body.get("kind"),
+        "name": metadata.get("name"),
+        "uid": metadata.get("uid"),
+    }
+    missing = sorted(key for key, value in values.items() if not value)
+    if missing:
+        raise ValueError(f"cannot build an ownerReference without {missing}")
+    return {**values, "controller": True, "blockOwnerDeletion": True}
+
+
+def _meta(name: str, lab_name: str, component: str, namespace: str | None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "labels": naming.labels(lab_name, component)}
+    if namespace is not None:
+        meta["namespace"] = namespace
+    return meta
+
+
+def namespace_manifest(lab_name: str, learner: str, pod_security: str) -> dict[str, Any]:
+    """The lab Namespace, with Pod Security Admission enforcing the lab's level."""
+    if pod_security not in ("restricted", "baseline"):
+        raise ValueError(f"unsupported Pod Security level {pod_security!r}")
+    metadata = _meta(naming.namespace_for(lab_name), lab_name, naming.COMPONENT_NAMESPACE, None)
+    for mode in ("enforce", "warn", "audit"):
+        metadata["labels"][f"pod-security.kubernetes.io/{mode}"] = pod_security
+        metadata["labels"][f"pod-security.kubernetes.io/{mode}-version"] = "latest"
+    metadata["annotations"] = {naming.ANNOTATION_LEARNER: learner}
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}
+
+
+def resource_quota(lab_name: str, namespace: str, hard: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": _meta(naming.RESOURCE_QUOTA, lab_name, naming.COMPONENT_GUARDRAIL, namespace),
+        "spec": {"hard": dict(hard)},
+    }
+
+
+def limit_range(lab_name: str, namespace: str, limits: LimitRangeDef) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "LimitRange",
+        "metadata": _meta(naming.LIMIT_RANGE, lab_name, naming.COMPONENT_GUARDRAIL, namespace),
+        "spec": {
+            "limits": [
+                {
+                    "type": "Container",
+                    "defaultRequest": dict(limits.default_request),
+                    "default": dict(limits.default),
+                }
+            ]
+        },
+    }
+
+
+def _network_policy(
+    name: str, lab_name: str, namespace: str, ingress: list[dict[str, Any]]
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {"podSelector": {}, "policyTypes": ["Ingress"]}
+    if ingress:
+        spec["ingress"] = ingress
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(name, lab_name, naming.COMPONENT_GUARDRAIL, namespace),
+        "spec": spec,
+    }
+
+
+def network_policies(
+    lab_name: str, namespace: str, operator_namespace: str = naming.DEFAULT_OPERATOR_NAMESPACE
+) -> list[dict[str, Any]]:
+    """Deny ingress by default; allow it from the same namespace and from the operator's.
+
+    Policies are additive, so the deny-all policy plus the two allow policies together mean:
+    only lab pods and Roadlab's check Jobs can reach lab pods.
+    """
+    from_operator = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": operator_namespace}}
+    }
+    return [
+        _network_policy(naming.NETPOL_DEFAULT_DENY, lab_name, namespace, []),
+        _network_policy(
+            naming.NETPOL_SAME_NAMESPACE, lab_name, namespace, [{"from": [{"podSelector": {}}]}]
+        ),
+        _network_policy(
+            naming.NETPOL_FROM_OPERATOR, lab_name, namespace, [{"from": [from_operator]}]
+        ),
+    ]
+
+
+def learner_service_account(lab_name: str, namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _meta(
+            naming.LEARNER_SERVICE_ACCOUNT, lab_name, naming.COMPONENT_LEARNER, namespace
+        ),
+    }
+
+
+def check_learner_rules(rules: Sequence[PolicyRule]) -> None:
+    """Refuse extra learner rules that could loosen the guardrails (ValueError)."""
+    for index, rule in enumerate(rules):
+        where = f"learnerRules[{index}]"
+        values = [*rule.api_groups, *rule.resources, *rule.verbs, *(rule.resource_names or [])]
+        if any("*" in value for value in values):
+            raise ValueError(f"{where}: wildcards are not allowed")
+        if _RBAC_GROUP in rule.api_groups:
+            raise ValueError(f"{where}: RBAC objects are not allowed")
+        touched = {resource.split("/", 1)[0] for resource in rule.resources}
+        if touched & _PROTECTED_RESOURCES:
+            raise ValueError(
+                f"{where}: {sorted(touched & _PROTECTED_RESOURCES)} are guardrails; "
+                "learners may not change them"
+            )
+        if set(rule.verbs) & _PROTECTED_VERBS:
+            raise ValueError(f"{where}: verbs {sorted(set(rule.verbs) & _PROTECTED_VERBS)}")
+
+
+def learner_role(
+    lab_name: str, namespace: str, extra_rules: Sequence[PolicyRule] = ()
+) -> dict[str, Any]:
+    """The learner's Role: exercise objects read/write, guardrails read-only, RBAC nothing."""
+    check_learner_rules(extra_rules)
+    extra = [rule.model_dump(by_alias=True, exclude_none=True, mode="json") for rule in extra_rules]
+    return {
+        "apiVersion": f"{_RBAC_GROUP}/v1",
+        "kind": "Role",
+        "metadata": _meta(naming.LEARNER_ROLE, lab_name, naming.COMPONENT_LEARNER, namespace),
+        "rules": copy.deepcopy(list(LEARNER_BASE_RULES)) + extra,
+    }
+
+
+def learner_role_binding(lab_name: str, namespace: str, learner: str) -> dict[str, Any]:
+    """Bind the learner Role to the lab's learner ServiceAccount and to the human user."""
+    return {
+        "apiVersion": f"{_RBAC_GROUP}/v1",
+        "kind": "RoleBinding",
+        "metadata": _meta(
+            naming.LEARNER_ROLE_BINDING, lab_name, naming.COMPONENT_LEARNER, namespace
+        ),
+        "roleRef": {"apiGroup": _RBAC_GROUP, "kind": "Role", "name": naming.LEARNER_ROLE},
+        "subjects": [
+            {
+                "kind": "ServiceAccount",
+                "name": naming.LEARNER_SERVICE_ACCOUNT,
+                "namespace": namespace,
+            },
+            {"apiGroup": _RBAC_GROUP, "kind": "User", "name": learner},
+        ],
+    }
+
+
+def checker_role_binding(
+    lab_name: str, namespace: str, operator_namespace: str = naming.DEFAULT_OPERATOR_NAMESPACE
+) -> dict[str, Any]:
+    """Let check Jobs (running as roadlab-checker in the operator namespace) read the lab."""
+    return {
+        "apiVersion": f"{_RBAC_GROUP}/v1",
+        "kind": "RoleBinding",
+        "metadata": _meta(
+            naming.CHECKER_ROLE_BINDING, lab_name, naming.COMPONENT_CHECKER, namespace
+        ),
+        "roleRef": {
+            "apiGroup": _RBAC_GROUP,
+            "kind": "ClusterRole",
+            "name": naming.CHECKER_CLUSTER_ROLE,
+        },
+        "subjects": [
+            {
+                "kind": "ServiceAccount",
+                "name": naming.CHECKER_SERVICE_ACCOUNT,
+                "namespace": operator_namespace,
+            }
+        ],
+    }
+
+
+def all_guardrail_objects(
+    lab_name: str,
+    learner: str,
+    environment: EnvironmentDef,
+    operator_namespace: str = naming.DEFAULT_OPERATOR_NAMESPACE,
+) -> list[dict[str, Any]]:
+    """Namespace first, then everything inside it, in a safe apply order.
+
+    Quota, limits and network policies go in before any RBAC so a learner can never act in
+    an unfenced namespace.
+    """
+    namespace = naming.namespace_for(lab_name)
+    return [
+        namespace_manifest(lab_name, learner, environment.pod_security),
+        resource_quota(lab_name, namespace, environment.quota),
+        limit_range(lab_name, namespace, environment.limit_range),
+        *network_policies(lab_name, namespace, operator_namespace),
+        learner_service_account(lab_name, namespace),
+        learner_role(lab_name, namespace, environment.learner_rules),
+        learner_role_binding(lab_name, namespace, learner),
+        checker_role_binding(lab_name, namespace, operator_namespace),
+    ]

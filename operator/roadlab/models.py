@@ -1,0 +1,449 @@
+"""Typed models for the Lab custom resource (spec/status) and for catalog lab.yaml files.
+
+Wire models ignore unknown fields (the API server already prunes them, and kopf may keep
+its own bookkeeping in status); catalog models forbid them so typos in lab.yaml fail loudly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import PurePosixPath
+from typing import Annotated, Any, Literal, TypeAlias
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from roadlab.durations import format_duration, parse_duration, parse_timestamp
+
+# Patterns are shared with crds/lab.yaml; tests check that both say the same thing.
+LAB_ID_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$"
+LEARNER_PATTERN = r"^[a-zA-Z0-9]([-_.@a-zA-Z0-9]{0,61}[a-zA-Z0-9])?$"
+PARAMETER_NAME_PATTERN = r"^[a-zA-Z][a-zA-Z0-9_]{0,62}$"
+REASON_PATTERN = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+TASK_ID_PATTERN = r"^[a-z0-9][-a-z0-9]{0,62}$"
+MAX_PARAMETERS = 32
+MAX_PARAMETER_STRING_LENGTH = 256
+MAX_EVIDENCE_ITEMS = 16
+MIN_TTL = timedelta(minutes=5)
+MAX_TTL = timedelta(days=7)
+DEFAULT_TTL = "2h"
+MIN_INTERVAL_SECONDS = 30
+MAX_INTERVAL_SECONDS = 86400
+
+ParamValue: TypeAlias = int | bool | str
+# Strict so that YAML/JSON true never becomes 1 and 1 never becomes "1" or True.
+WireParamValue: TypeAlias = (
+    StrictBool
+    | StrictInt
+    | Annotated[StrictStr, StringConstraints(max_length=MAX_PARAMETER_STRING_LENGTH)]
+)
+ParamName = Annotated[str, StringConstraints(pattern=PARAMETER_NAME_PATTERN)]
+EvidenceValue: TypeAlias = (
+    StrictBool | StrictInt | StrictFloat | Annotated[StrictStr, StringConstraints(max_length=1024)]
+)
+ConditionStatus = Literal["True", "False", "Unknown"]
+TaskState = Literal["Pending", "Passed", "Failed", "Error"]
+
+
+class ParameterError(ValueError):
+    """A lab parameter is unknown, missing, or has the wrong type or value."""
+
+
+class WireModel(BaseModel):
+    """camelCase on the wire, snake_case in Python; tolerant of unknown fields."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    def to_wire(self) -> dict[str, Any]:
+        """JSON-ready dict by alias, without unset optionals (suitable for a merge patch)."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class CatalogModel(BaseModel):
+    """Like WireModel but rejects unknown keys: catalog files are written by hand."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+# --- Lab spec -------------------------------------------------------------------------------
+
+
+class ValidationSpec(WireModel):
+    """How the operator checks the learner's work."""
+
+    interval_seconds: StrictInt = 0  # 0: only on request
+    timeout_seconds: StrictInt = Field(default=180, ge=10, le=900)
+
+    @field_validator("interval_seconds")
+    @classmethod
+    def _interval(cls, value: int) -> int:
+        if value != 0 and not MIN_INTERVAL_SECONDS <= value <= MAX_INTERVAL_SECONDS:
+            raise ValueError(
+                f"intervalSeconds must be 0 (no periodic checks) or between "
+                f"{MIN_INTERVAL_SECONDS} and {MAX_INTERVAL_SECONDS}"
+            )
+        return value
+
+
+class LabSpec(WireModel):
+    """spec of a Lab: which catalog lab, for whom, for how long, with which parameters."""
+
+    lab: Annotated[str, StringConstraints(pattern=LAB_ID_PATTERN)]
+    learner: Annotated[str, StringConstraints(pattern=LEARNER_PATTERN, max_length=63)]
+    ttl: str = DEFAULT_TTL
+    parameters: dict[ParamName, WireParamValue] = Field(
+        default_factory=dict, max_length=MAX_PARAMETERS
+    )
+    validation: ValidationSpec = Field(default_factory=ValidationSpec)
+
+    @field_validator("ttl")
+    @classmethod
+    def _ttl(cls, value: str) -> str:
+        delta = parse_duration(value)
+        if not MIN_TTL <= delta <= MAX_TTL:
+            raise ValueError(
+                f"ttl {value!r} is out of range: must be between {format_duration(MIN_TTL)} "
+                f"and {format_duration(MAX_TTL)}"
+            )
+        return value
+
+    def ttl_delta(self) -> timedelta:
+        """The TTL as a timedelta (already validated)."""
+        return parse_duration(self.ttl)
+
+
+# --- Lab status -----------------------------------------------------------------------------
+
+
+def _check_timestamp(value: str | None) -> str | None:
+    if value is not None:
+        parse_timestamp(value)
+    return value
+
+
+class Condition(WireModel):
+    """metav1.Condition."""
+
+    type: Annotated[str, StringConstraints(min_length=1, max_length=316)]
+    status: ConditionStatus
+    reason: Annotated[str, StringConstraints(pattern=REASON_PATTERN, max_length=1024)]
+    message: Annotated[str, StringConstraints(max_length=32768)] = ""
+    last_transition_time: str
+    observed_generation: int = Field(default=0, ge=0)
+
+    _ts = field_validator("last_transition_time")(_check_timestamp)
+
+
+class TaskResult(WireModel):
+    """The latest known outcome of one catalog task for this Lab."""
+
+    id: Annotated[str, StringConstraints(pattern=TASK_ID_PATTERN)]
+    title: str = ""
+    state: TaskState = "Pending"
+    message: Annotated[str, StringConstraints(max_length=4096)] = ""
+    hint: str | None = None
+    checked_at: str | None = None
+    evidence: dict[str, EvidenceValue] | None = Field(default=None, max_length=MAX_EVIDENCE_ITEMS)
+
+    _ts = field_validator("checked_at")(_check_timestamp)
+
+
+class LabStatus(WireModel):
+    """status of a Lab. Everything is optional so that an empty status parses."""
+
+    conditions: list[Condition] = Field(default_factory=list)
+    namespace: str | None = None
+    tasks: list[TaskResult] = Field(default_factory=list)
+    progress: str | None = None
+    tasks_passed: int | None = None
+    tasks_total: int | None = None
+    started_at: str | None = None
+    completed_at: str | None = None
+    expires_at: str | None = None
+    observed_generation: int | None = None
+
+    _ts = field_validator("started_at", "completed_at", "expires_at")(_check_timestamp)
+
+    def to_patch(self) -> dict[str, Any]:
+        """Body for a status merge patch (by alias, None fields left out)."""
+        return self.to_wire()
+
+
+# --- Catalog (labs/<id>/lab.yaml) -----------------------------------------------------------
+
+
+def served_resource_key(api_group: str, api_version: str, resource: str) -> str:
+    """How served API resources are named: "metrics.k8s.io/v1beta1/pods", core: "v1/pods"."""
+    prefix = f"{api_group}/" if api_group else ""
+    return f"{prefix}{api_version}/{resource}"
+
+
+class Prerequisite(CatalogModel):
+    """An API resource the cluster must serve for the lab to work (e.g. metrics or Istio)."""
+
+    name: Annotated[str, StringConstraints(min_length=1)]
+    description: str = ""
+    api_group: str = ""  # "" is the core group
+    api_version: Annotated[str, StringConstraints(min_length=1)]
+    resource: Annotated[str, StringConstraints(min_length=1)]
+
+    @property
+    def served_key(self) -> str:
+        return served_resource_key(self.api_group, self.api_version, self.resource)
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, str):
+        return "string"
+    if value is None:
+        return "null"
+    return type(value).__name__
+
+
+class ParameterDef(CatalogModel):
+    """Declaration of one lab parameter. No default means the learner must supply it."""
+
+    type: Literal["string", "integer", "boolean"]
+    description: str = ""
+    default: WireParamValue | None = None
+    pattern: str | None = None  # must match the whole string
+    min_length: int | None = Field(default=None, ge=0)
+    max_length: int | None = Field(default=None, ge=0, le=MAX_PARAMETER_STRING_LENGTH)
+    minimum: StrictInt | None = None
+    maximum: StrictInt | None = None
+    enum: list[WireParamValue] | None = Field(default=None, min_length=1)
+
+    @property
+    def required(self) -> bool:
+        return self.default is None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ParameterDef:
+        string_only = [
+            key for key in ("pattern", "min_length", "max_length") if getattr(self, key) is not None
+        ]
+        if string_only and self.type != "string":
+            raise ValueError(f"{string_only} only apply to string parameters")
+        if (self.minimum is not None or self.maximum is not None) and self.type != "integer":
+            raise ValueError("minimum/maximum only apply to integer parameters")
+        if self.pattern is not None:
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"invalid pattern {self.pattern!r}: {exc}") from exc
+        for value in self.enum or []:
+            self.check("enum value", value, use_enum=False)
+        if self.default is not None:
+            self.check("default", self.default)
+        return self
+
+    def _max_length(self) -> int:
+        return MAX_PARAMETER_STRING_LENGTH if self.max_length is None else self.max_length
+
+    def expectation(self) -> str:
+        """Human description of acceptable values, for error messages."""
+        if self.enum is not None:
+            return "one of " + ", ".join(repr(v) for v in self.enum)
+        if self.type == "boolean":
+            return "a boolean (true or false)"
+        if self.type == "integer":
+            low = "" if self.minimum is None else f" >= {self.minimum}"
+            high = "" if self.maximum is None else f" <= {self.maximum}"
+            return "an integer" + (low + (" and" if low and high else "") + high)
+        parts = ["a string"]
+        parts.append(f"of {self.min_length or 0}-{self._max_length()} characters")
+        if self.pattern is not None:
+            parts.append(f"matching {self.pattern}")
+        return " ".join(parts)
+
+    def check(self, name: str, value: object, *, use_enum: bool = True) -> ParamValue:
+        """Return value if it is acceptable for this parameter, else raise ParameterError."""
+
+        def fail() -> ParameterError:
+            return ParameterError(
+                f"parameter {name!r}: got {value!r} ({_json_type(value)}), "
+                f"expected {self.expectation()}"
+            )
+
+        if self.type == "boolean":
+            if not isinstance(value, bool):
+                raise fail()
+        elif self.type == "integer":
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise fail()
+            if (self.minimum is not None and value < self.minimum) or (
+                self.maximum is not None and value > self.maximum
+            ):
+                raise fail()
+        else:
+            if not isinstance(value, str):
+                raise fail()
+            if not (self.min_length or 0) <= len(value) <= self._max_length():
+                raise fail()
+            if self.pattern is not None and re.fullmatch(self.pattern, value) is None:
+                raise fail()
+        if (
+            use_enum
+            and self.enum is not None
+            and not any(type(v) is type(value) and v == value for v in self.enum)
+        ):
+            raise fail()
+        return value
+
+
+DEFAULT_QUOTA: Mapping[str, str] = {
+    "requests.cpu": "2",
+    "requests.memory": "4Gi",
+    "limits.cpu": "4",
+    "limits.memory": "8Gi",
+    "pods": "20",
+    "services": "10",
+    "persistentvolumeclaims": "4",
+    "services.nodeports": "0",
+    "services.loadbalancers": "0",
+}
+_QUANTITY = re.compile(r"[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?")
+
+
+def _quantities(value: object) -> object:
+    """Accept YAML ints (pods: 20) and normalise to the string form Kubernetes returns."""
+    if not isinstance(value, dict):
+        return value
+    result: dict[object, object] = {}
+    for key, raw in value.items():
+        quantity = str(raw) if isinstance(raw, int) and not isinstance(raw, bool) else raw
+        if not isinstance(quantity, str) or _QUANTITY.fullmatch(quantity) is None:
+            raise ValueError(f"{key}: {raw!r} is not a resource quantity")
+        result[key] = quantity
+    return result
+
+
+class LimitRangeDef(CatalogModel):
+    """Per-container defaults, so learners' pods satisfy the quota without extra typing."""
+
+    default_request: dict[str, str] = Field(
+        default_factory=lambda: {"cpu": "100m", "memory": "128Mi"}
+    )
+    default: dict[str, str] = Field(default_factory=lambda: {"cpu": "500m", "memory": "512Mi"})
+
+    _q = field_validator("default_request", "default", mode="before")(_quantities)
+
+
+class PolicyRule(CatalogModel):
+    """An extra RBAC rule for the learner's Role (vetted by guardrails.check_learner_rules)."""
+
+    api_groups: list[str]
+    resources: Annotated[list[str], Field(min_length=1)]
+    verbs: Annotated[list[str], Field(min_length=1)]
+    resource_names: list[str] | None = None
+
+
+def _relative_path(value: str) -> str:
+    path = PurePosixPath(value)
+    if not value or path.is_absolute() or ".." in path.parts or "\\" in value:
+        raise ValueError(f"{value!r} must be a relative path inside the lab directory")
+    return value
+
+
+class EnvironmentDef(CatalogModel):
+    """What the lab namespace looks like besides the learner's own work."""
+
+    pod_security: Literal["restricted", "baseline"] = "restricted"
+    quota: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_QUOTA))
+    limit_range: LimitRangeDef = Field(default_factory=LimitRangeDef)
+    templates: list[str] = Field(default_factory=list)
+    learner_rules: list[PolicyRule] = Field(default_factory=list)
+
+    @field_validator("quota", mode="before")
+    @classmethod
+    def _quota(cls, value: object) -> object:
+        # Labs override individual entries; everything else keeps the safe default.
+        value = _quantities(value)
+        return {**DEFAULT_QUOTA, **value} if isinstance(value, dict) else value
+
+    @field_validator("templates")
+    @classmethod
+    def _templates(cls, value: list[str]) -> list[str]:
+        for item in value:
+            _relative_path(item)
+        if len(set(value)) != len(value):
+            raise ValueError("templates must not repeat")
+        return value
+
+
+class CheckDef(CatalogModel):
+    """Which probe verifies a task and with what arguments (interpreted by the probe library)."""
+
+    probe: Annotated[str, StringConstraints(min_length=1, max_length=63)]
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class TaskDef(CatalogModel):
+    """One thing the learner has to achieve."""
+
+    id: Annotated[str, StringConstraints(pattern=TASK_ID_PATTERN)]
+    title: Annotated[str, StringConstraints(min_length=1)]
+    description: str = ""
+    hint: str = ""
+    check: CheckDef
+
+
+class LabDefinition(CatalogModel):
+    """labs/<id>/lab.yaml. Template file contents are attached by the catalog loader."""
+
+    id: Annotated[str, StringConstraints(pattern=LAB_ID_PATTERN)]
+    title: Annotated[str, StringConstraints(min_length=1)]
+    description: str = ""
+    difficulty: Literal["beginner", "intermediate", "advanced"]
+    duration: int = Field(ge=1, le=7 * 24 * 60)  # expected minutes to finish
+    prerequisites: list[Prerequisite] = Field(default_factory=list)
+    parameters: dict[ParamName, ParameterDef] = Field(
+        default_factory=dict, max_length=MAX_PARAMETERS
+    )
+    environment: EnvironmentDef = Field(default_factory=EnvironmentDef)
+    tasks: Annotated[list[TaskDef], Field(min_length=1)]
+    solution: str | None = None
+
+    _template_sources: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @field_validator("solution")
+    @classmethod
+    def _solution(cls, value: str | None) -> str | None:
+        return None if value is None else _relative_path(value)
+
+    @model_validator(mode="after")
+    def _unique_tasks(self) -> LabDefinition:
+        ids = [task.id for task in self.tasks]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate task ids: {duplicates}")
+        return self
+
+    @property
+    def template_sources(self) -> dict[str, str]:
+        """Template path (as listed in environment.templates) -> file text."""
+        return dict(self._template_sources)
+
+    def with_template_sources(self, sources: Mapping[str, str]) -> LabDefinition:
+        """A copy carrying the given template texts (the loader reads them from disk)."""
+        copy = self.model_copy()
+        copy._template_sources = dict(sources)
+        return copy

@@ -1,0 +1,105 @@
+"""Deterministic names, labels and API coordinates shared by every Roadlab component."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+GROUP = "roadlab.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "Lab"
+PLURAL = "labs"
+SINGULAR = "lab"
+
+# The CRD limits Lab names to this so that "lab-<name>" is a valid (63-char) namespace name.
+MAX_LAB_NAME_LENGTH = 59
+NAMESPACE_PREFIX = "lab-"
+
+LABEL_LAB = f"{GROUP}/lab"
+LABEL_COMPONENT = f"{GROUP}/component"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY = "roadlab"
+# Learner ids may contain "@", which label values may not, so the learner goes in an annotation.
+ANNOTATION_LEARNER = f"{GROUP}/learner"
+
+COMPONENT_NAMESPACE = "namespace"
+COMPONENT_GUARDRAIL = "guardrail"
+COMPONENT_LEARNER = "learner"
+COMPONENT_CHECKER = "checker"
+COMPONENT_ENVIRONMENT = "environment"
+COMPONENT_CHECK = "check"
+COMPONENTS = frozenset(
+    {
+        COMPONENT_NAMESPACE,
+        COMPONENT_GUARDRAIL,
+        COMPONENT_LEARNER,
+        COMPONENT_CHECKER,
+        COMPONENT_ENVIRONMENT,
+        COMPONENT_CHECK,
+    }
+)
+
+DEFAULT_OPERATOR_NAMESPACE = "roadlab-system"
+LEARNER_SERVICE_ACCOUNT = "learner"
+LEARNER_ROLE = "roadlab-learner"
+LEARNER_ROLE_BINDING = "roadlab-learner"
+CHECKER_ROLE_BINDING = "roadlab-checker"
+CHECKER_CLUSTER_ROLE = "roadlab-checker"
+CHECKER_SERVICE_ACCOUNT = "roadlab-checker"
+RESOURCE_QUOTA = "roadlab-quota"
+LIMIT_RANGE = "roadlab-limits"
+NETPOL_DEFAULT_DENY = "roadlab-default-deny-ingress"
+NETPOL_SAME_NAMESPACE = "roadlab-allow-same-namespace"
+NETPOL_FROM_OPERATOR = "roadlab-allow-from-operator"
+
+_DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+_JOB_PREFIX = "check-"
+_HASH_LENGTH = 10
+
+
+def is_dns1123_label(name: str) -> bool:
+    """Namespace-style name: lowercase alphanumerics and '-', at most 63 characters."""
+    return len(name) <= 63 and _DNS1123_LABEL.fullmatch(name) is not None
+
+
+def is_dns1035_label(name: str) -> bool:
+    """Service-style name: a DNS-1123 label that starts with a letter."""
+    return len(name) <= 63 and _DNS1035_LABEL.fullmatch(name) is not None
+
+
+def is_dns1123_subdomain(name: str) -> bool:
+    """Most object names: dot-separated DNS-1123 labels, at most 253 characters."""
+    return 0 < len(name) <= 253 and all(
+        _DNS1123_LABEL.fullmatch(part) is not None for part in name.split(".")
+    )
+
+
+def namespace_for(lab_name: str) -> str:
+    """The namespace a Lab owns: lab-<name>."""
+    if len(lab_name) > MAX_LAB_NAME_LENGTH or not is_dns1123_label(lab_name):
+        raise ValueError(
+            f"Lab name {lab_name!r} must be a DNS-1123 label of at most "
+            f"{MAX_LAB_NAME_LENGTH} characters"
+        )
+    return NAMESPACE_PREFIX + lab_name
+
+
+def labels(lab_name: str, component: str) -> dict[str, str]:
+    """The labels every object created for a Lab carries (used for selection and cleanup)."""
+    if component not in COMPONENTS:
+        raise ValueError(f"unknown component {component!r}")
+    return {LABEL_MANAGED_BY: MANAGED_BY, LABEL_LAB: lab_name, LABEL_COMPONENT: component}
+
+
+def check_job_name(lab_name: str, request_token: str) -> str:
+    """A Job name unique per (lab, check request), stable across retries, at most 63 chars.
+
+    The readable part is a truncated lab name; the hash over the full inputs keeps names
+    distinct even when two long lab names share a prefix.
+    """
+    digest = hashlib.sha256(f"{lab_name}\0{request_token}".encode()).hexdigest()[:_HASH_LENGTH]
+    room = 63 - len(_JOB_PREFIX) - 1 - _HASH_LENGTH
+    stem = re.sub(r"[^a-z0-9-]", "-", lab_name[:room].lower()).strip("-")
+    return f"{_JOB_PREFIX}{stem}-{digest}" if stem else f"{_JOB_PREFIX}{digest}"

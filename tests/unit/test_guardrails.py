@@ -1,0 +1,184 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from roadlab import guardrails, naming
+from roadlab.models import EnvironmentDef, LimitRangeDef, PolicyRule
+
+NS = "lab-demo"
+
+
+def rule(**fields: Any) -> PolicyRule:
+    return PolicyRule.model_validate(
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"], **fields}
+    )
+
+
+def rules_for(role: dict[str, Any], group: str, resource: str) -> set[str]:
+    verbs: set[str] = set()
+    for item in role["rules"]:
+        if group in item["apiGroups"] and resource in item["resources"]:
+            verbs |= set(item["verbs"])
+    return verbs
+
+
+def test_owner_reference() -> None:
+    body = {
+        "apiVersion": "roadlab.dev/v1alpha1",
+        "kind": "Lab",
+        "metadata": {"name": "x", "uid": "u"},
+    }
+    assert guardrails.owner_reference(body) == {
+        "apiVersion": "roadlab.dev/v1alpha1",
+        "kind": "Lab",
+        "name": "x",
+        "uid": "u",
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    with pytest.raises(ValueError, match="uid"):
+        guardrails.owner_reference({**body, "metadata": {"name": "x"}})
+
+
+@pytest.mark.parametrize("level", ["restricted", "baseline"])
+def test_namespace(level: str) -> None:
+    namespace = guardrails.namespace_manifest("demo", "alice@example.com", level)
+    labels = namespace["metadata"]["labels"]
+    assert namespace["metadata"]["name"] == NS
+    for mode in ("enforce", "warn", "audit"):
+        assert labels[f"pod-security.kubernetes.io/{mode}"] == level
+        assert labels[f"pod-security.kubernetes.io/{mode}-version"] == "latest"
+    assert labels["roadlab.dev/component"] == "namespace"
+    assert namespace["metadata"]["annotations"] == {"roadlab.dev/learner": "alice@example.com"}
+    with pytest.raises(ValueError, match="Pod Security"):
+        guardrails.namespace_manifest("demo", "a", "privileged")
+
+
+def test_quota_and_limits() -> None:
+    env = EnvironmentDef()
+    quota = guardrails.resource_quota("demo", NS, env.quota)
+    assert quota["spec"]["hard"]["services.loadbalancers"] == "0"
+    assert quota["metadata"]["namespace"] == NS
+    limits = guardrails.limit_range("demo", NS, LimitRangeDef())
+    assert limits["spec"]["limits"] == [
+        {
+            "type": "Container",
+            "defaultRequest": {"cpu": "100m", "memory": "128Mi"},
+            "default": {"cpu": "500m", "memory": "512Mi"},
+        }
+    ]
+
+
+def test_network_policies() -> None:
+    deny, same, operator = guardrails.network_policies("demo", NS, "ops")
+    assert deny["spec"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
+    assert same["spec"]["ingress"] == [{"from": [{"podSelector": {}}]}]
+    assert operator["spec"]["ingress"] == [
+        {"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ops"}}}]}
+    ]
+    assert all(p["spec"]["policyTypes"] == ["Ingress"] for p in (deny, same, operator))
+
+
+def test_learner_role_grants_exercise_objects_but_not_guardrails() -> None:
+    role = guardrails.learner_role("demo", NS)
+    assert role["metadata"]["name"] == naming.LEARNER_ROLE
+    assert {"create", "delete", "update"} <= rules_for(role, "apps", "deployments")
+    assert "patch" in rules_for(role, "apps", "deployments/scale")
+    assert "create" in rules_for(role, "", "pods/exec")
+    assert rules_for(role, "", "pods/log") == {"get", "list", "watch"}
+    for group, resource in [
+        ("", "resourcequotas"),
+        ("", "limitranges"),
+        ("networking.k8s.io", "networkpolicies"),
+        ("", "serviceaccounts"),
+        ("", "events"),
+    ]:
+        assert rules_for(role, group, resource) == {"get", "list", "watch"}, resource
+    for item in role["rules"]:
+        assert "rbac.authorization.k8s.io" not in item["apiGroups"]
+        assert "namespaces" not in item["resources"]
+        assert all(
+            "*" not in value for key in ("apiGroups", "resources", "verbs") for value in item[key]
+        )
+
+
+def test_learner_role_extra_rules_and_isolation() -> None:
+    extra = rule(
+        apiGroups=["monitoring.coreos.com"], resources=["servicemonitors"], verbs=["get", "create"]
+    )
+    role = guardrails.learner_role("demo", NS, [extra])
+    assert role["rules"][-1] == {
+        "apiGroups": ["monitoring.coreos.com"],
+        "resources": ["servicemonitors"],
+        "verbs": ["get", "create"],
+    }
+    role["rules"][0]["verbs"].append("escalate")
+    assert "escalate" not in guardrails.learner_role("demo", NS)["rules"][0]["verbs"]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["rolebindings"]},
+        {"apiGroups": ["*"]},
+        {"resources": ["*"]},
+        {"verbs": ["*"]},
+        {"resources": ["pods"], "resourceNames": ["a*"]},
+        {"resources": ["resourcequotas"]},
+        {"resources": ["limitranges"]},
+        {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"]},
+        {"resources": ["namespaces"]},
+        {"resources": ["resourcequotas/status"]},
+        {"verbs": ["escalate"]},
+        {"verbs": ["impersonate"]},
+    ],
+)
+def test_learner_rules_refused(bad: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match=r"learnerRules\[0\]"):
+        guardrails.learner_role("demo", NS, [rule(**bad)])
+
+
+def test_role_bindings() -> None:
+    learner = guardrails.learner_role_binding("demo", NS, "alice@example.com")
+    assert learner["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "roadlab-learner",
+    }
+    assert learner["subjects"] == [
+        {"kind": "ServiceAccount", "name": "learner", "namespace": NS},
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice@example.com"},
+    ]
+    checker = guardrails.checker_role_binding("demo", NS)
+    assert checker["metadata"]["name"] == "roadlab-checker"
+    assert checker["roleRef"]["kind"] == "ClusterRole"
+    assert checker["subjects"] == [
+        {"kind": "ServiceAccount", "name": "roadlab-checker", "namespace": "roadlab-system"}
+    ]
+
+
+def test_all_guardrail_objects_order_and_labels() -> None:
+    env = EnvironmentDef(pod_security="baseline")
+    objects = guardrails.all_guardrail_objects("demo", "alice", env, "ops")
+    kinds = [o["kind"] for o in objects]
+    assert kinds == [
+        "Namespace",
+        "ResourceQuota",
+        "LimitRange",
+        "NetworkPolicy",
+        "NetworkPolicy",
+        "NetworkPolicy",
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+        "RoleBinding",
+    ]
+    assert objects[0]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
+    for obj in objects[1:]:
+        assert obj["metadata"]["namespace"] == NS
+        assert obj["metadata"]["labels"]["roadlab.dev/lab"] == "demo"
+        assert obj["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "roadlab"
+    names = [(o["kind"], o["metadata"]["name"]) for o in objects]
+    assert len(set(names)) == len(names)
