@@ -61,6 +61,8 @@ binary_image() {
 main() {
   command -v go >/dev/null || die "go is not installed"
   build_kubernetes
+  # kubectl on a stable path for the README, the tests and the lab solutions.
+  ln -sfn "$(k8s_bin_dir)/kubectl" "$CACHE_DIR/bin/kubectl"
   build_go_module "$CLUSTER_DIR/build/etcd" "$(etcd_bin_dir)" etcd
   build_go_module "$CLUSTER_DIR/build/coredns" "$(coredns_bin_dir)" coredns
   build_pause

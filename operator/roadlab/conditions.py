@@ -6,6 +6,7 @@ Functions return new lists and never mutate their input, so callers can diff old
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from roadlab.durations import format_timestamp
@@ -104,3 +105,43 @@ def summarize_ready(
     return sorted(
         updated, key=lambda c: _ORDER.get(c.type, len(_ORDER))
     )  # stable: kubectl-friendly
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A condition that changed status or reason: worth one Kubernetes Event."""
+
+    type: str
+    status: str
+    reason: str
+    message: str
+
+    @property
+    def warning(self) -> bool:
+        # A condition going bad is a Warning; Expired=True is the normal end of a lab.
+        bad_when_false = self.type in (READY, PROVISIONED)
+        return bad_when_false and self.status == FALSE and self.reason != REASON_PROVISIONING
+
+
+def transitions(old: Sequence[Condition], new: Sequence[Condition]) -> list[Transition]:
+    """The conditions of `new` whose status or reason differ from `old`, in `new`'s order."""
+    before = {c.type: (c.status, c.reason) for c in old}
+    return [
+        Transition(c.type, c.status, c.reason, c.message)
+        for c in new
+        if before.get(c.type) != (c.status, c.reason)
+    ]
+
+
+def lab_state(conditions: Sequence[Condition]) -> str:
+    """One word for a Lab, for metrics and listings: the most telling condition wins."""
+    if is_true(conditions, EXPIRED):
+        return "Expired"
+    if is_true(conditions, COMPLETED):
+        return "Completed"
+    if is_true(conditions, READY):
+        return "Ready"
+    ready = get_condition(conditions, READY)
+    if ready is None or ready.reason == REASON_PROVISIONING:
+        return "Provisioning"
+    return "Failed"

@@ -15,7 +15,12 @@ from typing import Any, cast
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
-from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
+from kubernetes.dynamic.exceptions import (
+    ConflictError,
+    DynamicApiError,
+    NotFoundError,
+    ResourceNotFoundError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +78,18 @@ class KubeApi:
         )
         return cast(Manifest, result.to_dict())
 
+    def create_if_absent(self, manifest: Manifest) -> bool:
+        """Create `manifest` unless it exists (409 means already there); True if created.
+
+        For objects the learner may change afterwards: they are seeded, never re-applied.
+        """
+        resource = self._resource(manifest)
+        try:
+            resource.create(body=manifest, namespace=manifest["metadata"].get("namespace"))
+        except ConflictError:
+            return False
+        return True
+
     def get(
         self, api_version: str, kind: str, name: str, namespace: str | None = None
     ) -> Manifest | None:
@@ -127,6 +144,8 @@ def describe_api_error(error: Exception) -> str:
             return f"{error.status} {body.get('reason', '')}: {body.get('message', error.reason)}"
         except ValueError:
             return f"{error.status}: {error.reason}"
+    if isinstance(error, DynamicApiError):
+        return str(error.summary())  # type: ignore[no-untyped-call]
     if isinstance(error, ResourceNotFoundError):
         return f"the API server does not serve this kind: {error}"
     return str(error)

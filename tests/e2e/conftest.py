@@ -7,9 +7,12 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client, config
+
+from .operator_fixtures import Labs, OperatorProcess
 
 REPO = Path(__file__).resolve().parents[2]
 WEB_IMAGE = "localhost/roadlab/web:0.1.0"
@@ -21,6 +24,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
 
 
+CACHE = Path(os.environ.get("ROADLAB_CACHE", Path.home() / ".cache" / "roadlab"))
+
+
 @pytest.fixture(scope="session")
 def kubeconfig() -> str:
     """Path of the cluster's kubeconfig; brings the cluster up when needed."""
@@ -29,7 +35,13 @@ def kubeconfig() -> str:
     )
     path = result.stdout.strip().splitlines()[-1]
     os.environ["KUBECONFIG"] = path
+    # The cluster's own kubectl first (the local cluster builds one).
+    os.environ["PATH"] = f"{CACHE / 'bin'}{os.pathsep}{os.environ['PATH']}"
     return path
+
+
+def kubectl(*args: str, check: bool = True, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["kubectl", *args], check=check, capture_output=True, text=True, **kwargs)
 
 
 @pytest.fixture(scope="session")
@@ -59,3 +71,35 @@ def namespace(core: client.CoreV1Api) -> Iterator[str]:
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     yield name
     core.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def crd(kubeconfig: str) -> None:
+    """The Lab CRD and what the chart installs beside the operator, applied for real."""
+    kubectl("apply", "--server-side", "-f", str(REPO / "crds" / "lab.yaml"))
+    kubectl("wait", "--for=condition=Established", "crd/labs.roadlab.dev", "--timeout=60s")
+    kubectl(
+        "apply",
+        "--server-side",
+        "-f",
+        str(Path(__file__).parent / "manifests" / "operator-prereqs.yaml"),
+    )
+
+
+@pytest.fixture(scope="session")
+def operator(
+    kubeconfig: str, crd: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    process = OperatorProcess(
+        kubeconfig, tmp_path_factory.mktemp("operator"), ROADLAB_EXPIRY_CHECK_SECONDS="3"
+    )
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def labs(api: client.ApiClient, operator: OperatorProcess) -> Iterator[Labs]:
+    labs = Labs(api)
+    yield labs
+    labs.cleanup()

@@ -261,7 +261,7 @@ def test_render_smoke_environment(smoke: LabDefinition) -> None:
     deployment = objects[1]
     assert deployment["spec"]["replicas"] == 3
     container = deployment["spec"]["template"]["spec"]["containers"][0]
-    assert container["image"] == "roadlab/tiny-web:dev"
+    assert container["image"] == "localhost/roadlab/web:0.1.0"
     assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
     assert all(o["metadata"]["namespace"] == "lab-s" for o in objects)
 

@@ -1,0 +1,60 @@
+"""Prometheus metrics of the operator, served by prometheus-client."""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from collections.abc import Iterator
+from threading import Lock
+
+from prometheus_client import REGISTRY, Counter, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+RECONCILES = Counter(
+    "roadlab_reconciles", "Lab reconciles by result (ok, retry, invalid, error)", ["result"]
+)
+RECONCILE_ERRORS = Counter(
+    "roadlab_reconcile_errors", "Lab reconciles that did not converge, by reason", ["reason"]
+)
+PROVISIONED = Counter("roadlab_labs_provisioned", "Labs provisioned, by catalog lab", ["lab"])
+EXPIRED = Counter("roadlab_labs_expired", "Labs torn down at expiry, by catalog lab", ["lab"])
+PROVISIONING_SECONDS = Histogram(
+    "roadlab_provisioning_duration_seconds",
+    "Time from a Lab's creation to its environment being provisioned",
+    ["lab"],
+    buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600),
+)
+
+
+class LabStates(Collector):
+    """roadlab_labs{lab, state}: how many Labs are in each state, as last reconciled."""
+
+    def __init__(self) -> None:
+        self._lock = Lock()
+        self._states: dict[str, tuple[str, str]] = {}
+
+    def set(self, name: str, lab: str, state: str) -> None:
+        with self._lock:
+            self._states[name] = (lab, state)
+
+    def forget(self, name: str) -> None:
+        with self._lock:
+            self._states.pop(name, None)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        with self._lock:
+            tally = Tally(self._states.values())
+        family = GaugeMetricFamily(
+            "roadlab_labs", "Labs by catalog lab and state", labels=["lab", "state"]
+        )
+        for (lab, state), count in sorted(tally.items()):
+            family.add_metric([lab, state], count)
+        yield family
+
+
+LAB_STATES = LabStates()
+REGISTRY.register(LAB_STATES)
+
+
+def serve(port: int) -> None:
+    start_http_server(port)

@@ -1,0 +1,157 @@
+"""Reconcile one Lab: carry out plan_lab's decision through the API module.
+
+Not Kopf-specific (the handlers call it), so it can run from any trigger: create, update,
+resume, the expiry timer or a guardrail that someone changed. Every step is idempotent:
+guardrails are server-side applied (ours win), environment objects are created once and
+then belong to the learner, and the namespace is deleted at expiry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
+
+from roadlab import conditions as cond
+from roadlab import naming
+from roadlab.k8s import KubeApi, describe_api_error
+from roadlab.models import Condition, LabDefinition, LabStatus
+from roadlab.plan import LabPlan, mark_apply_failed, mark_provisioned, plan_lab
+
+APPLY_RETRY_SECONDS = 15
+API_ERRORS = (ApiException, DynamicApiError, ResourceNotFoundError)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a reconcile did, for the handler to report (status, events, retry)."""
+
+    status: LabStatus
+    transitions: list[cond.Transition] = field(default_factory=list)
+    retry_after: int | None = None
+    permanent_error: str | None = None
+    provisioned_now: bool = False
+    expired_now: bool = False
+
+    def status_patch(self) -> dict[str, Any]:
+        return self.status.to_patch()
+
+
+def served_prerequisites(api: KubeApi, definition: LabDefinition | None) -> set[str]:
+    """The lab's prerequisites that the cluster serves (one discovery call each)."""
+    if definition is None:
+        return set()
+    served = set()
+    for prerequisite in definition.prerequisites:
+        group_version = (
+            f"{prerequisite.api_group}/{prerequisite.api_version}"
+            if prerequisite.api_group
+            else prerequisite.api_version
+        )
+        if api.serves(group_version, prerequisite.resource):
+            served.add(prerequisite.served_key)
+    return served
+
+
+def is_environment(manifest: Mapping[str, Any]) -> bool:
+    labels = manifest.get("metadata", {}).get("labels", {})
+    return bool(labels.get(naming.LABEL_COMPONENT) == naming.COMPONENT_ENVIRONMENT)
+
+
+def make_plan(
+    api: KubeApi,
+    catalog: Mapping[str, LabDefinition],
+    body: Mapping[str, Any],
+    now: datetime,
+    operator_namespace: str,
+) -> LabPlan:
+    metadata = body["metadata"]
+    spec = body.get("spec") or {}
+    return plan_lab(
+        metadata["name"],
+        metadata["uid"],
+        int(metadata.get("generation") or 0),
+        spec,
+        body.get("status"),
+        catalog,
+        now,
+        served_prerequisites(api, catalog.get(str(spec.get("lab")))),
+        operator_namespace=operator_namespace,
+    )
+
+
+def apply_objects(api: KubeApi, objects: Sequence[Mapping[str, Any]]) -> None:
+    """Guardrails are enforced on every pass; environment objects are only seeded."""
+    for manifest in objects:
+        if is_environment(manifest):
+            api.create_if_absent(dict(manifest))
+        else:
+            api.apply(dict(manifest))
+
+
+def reconcile_lab(
+    api: KubeApi,
+    catalog: Mapping[str, LabDefinition],
+    body: Mapping[str, Any],
+    now: datetime,
+    operator_namespace: str = naming.DEFAULT_OPERATOR_NAMESPACE,
+) -> Outcome:
+    """Bring one Lab's world in line with its spec; return what to report."""
+    old_conditions = _conditions(body)
+    was_provisioned = cond.is_true(old_conditions, cond.PROVISIONED)
+    plan = make_plan(api, catalog, body, now, operator_namespace)
+    generation = int(body["metadata"].get("generation") or 0)
+    status = plan.status
+    retry_after = plan.retry_after
+    expired_now = False
+
+    if plan.expired:
+        if plan.namespace and api.namespace_phase(plan.namespace) == "Active":
+            api.delete("v1", "Namespace", plan.namespace)
+            expired_now = True
+    elif plan.objects:
+        try:
+            apply_objects(api, plan.objects)
+            status = mark_provisioned(status, now, generation)
+        except API_ERRORS as error:
+            # Usually passing: a terminating namespace, a webhook, an API server restart.
+            status = mark_apply_failed(status, describe_api_error(error), now, generation)
+            retry_after = APPLY_RETRY_SECONDS
+
+    return Outcome(
+        status=status,
+        transitions=cond.transitions(old_conditions, status.conditions),
+        retry_after=retry_after,
+        permanent_error=plan.permanent_error,
+        provisioned_now=not was_provisioned and cond.is_true(status.conditions, cond.PROVISIONED),
+        expired_now=expired_now,
+    )
+
+
+def enforce_guardrails(
+    api: KubeApi,
+    catalog: Mapping[str, LabDefinition],
+    body: Mapping[str, Any],
+    now: datetime,
+    operator_namespace: str = naming.DEFAULT_OPERATOR_NAMESPACE,
+) -> int:
+    """Re-apply a live Lab's namespace and guardrails (not its environment); count applied."""
+    plan = make_plan(api, catalog, body, now, operator_namespace)
+    if plan.expired or not cond.is_true(_conditions(body), cond.PROVISIONED):
+        return 0
+    guardrails = [m for m in plan.objects if not is_environment(m)]
+    for manifest in guardrails:
+        api.apply(manifest)
+    return len(guardrails)
+
+
+def _conditions(body: Mapping[str, Any]) -> list[Condition]:
+    raw = (body.get("status") or {}).get("conditions") or []
+    try:
+        return [Condition.model_validate(c) for c in raw]
+    except ValueError:
+        return []

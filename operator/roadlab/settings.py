@@ -1,0 +1,34 @@
+"""Operator settings, read once from the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from roadlab import naming
+
+# Running from a checkout, the catalog is the repo's labs/; the image sets ROADLAB_CATALOG.
+_REPO_CATALOG = Path(__file__).resolve().parents[2] / "labs"
+
+
+@dataclass(frozen=True)
+class Settings:
+    catalog_dir: Path
+    operator_namespace: str
+    metrics_port: int
+    liveness_port: int
+    expiry_check_seconds: float
+
+    @classmethod
+    def from_environment(cls) -> Settings:
+        env = os.environ
+        return cls(
+            catalog_dir=Path(env.get("ROADLAB_CATALOG", str(_REPO_CATALOG))),
+            operator_namespace=env.get(
+                "ROADLAB_OPERATOR_NAMESPACE", naming.DEFAULT_OPERATOR_NAMESPACE
+            ),
+            metrics_port=int(env.get("ROADLAB_METRICS_PORT", "9090")),
+            liveness_port=int(env.get("ROADLAB_LIVENESS_PORT", "8080")),
+            expiry_check_seconds=float(env.get("ROADLAB_EXPIRY_CHECK_SECONDS", "30")),
+        )

@@ -1,0 +1,136 @@
+"""The operator under test, run from source as a subprocess against the e2e cluster."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+REPO = Path(__file__).resolve().parents[2]
+LAB_GROUP, LAB_VERSION, LAB_PLURAL = "roadlab.dev", "v1alpha1", "labs"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class OperatorProcess:
+    """`python -m roadlab.main` with its own ports and log file; can be killed and restarted."""
+
+    def __init__(self, kubeconfig: str, log_dir: Path, **env: str) -> None:
+        self.kubeconfig = kubeconfig
+        self.log_path = log_dir / "operator.log"
+        self.metrics_port = free_port()
+        self.liveness_port = free_port()
+        self.extra_env = env
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "KUBECONFIG": self.kubeconfig,
+            "ROADLAB_METRICS_PORT": str(self.metrics_port),
+            "ROADLAB_LIVENESS_PORT": str(self.liveness_port),
+            **self.extra_env,
+        }
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "roadlab.main"], env=env, stdout=log, stderr=log, cwd=REPO
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"operator exited: see {self.log_path}"
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=2)
+                return
+            except OSError:
+                time.sleep(0.3)
+        raise AssertionError(f"operator did not become live; see {self.log_path}")
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, as when a node dies or the OOM killer strikes."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
+        ) as r:
+            return str(r.read().decode())
+
+
+def lab_manifest(
+    name: str, lab: str = "smoke", learner: str = "alice", **spec: Any
+) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{LAB_GROUP}/{LAB_VERSION}",
+        "kind": "Lab",
+        "metadata": {"name": name},
+        "spec": {"lab": lab, "learner": learner, "ttl": "2h", **spec},
+    }
+
+
+class Labs:
+    """Lab CRUD over the custom objects API, deleting what it created at the end."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.objects = client.CustomObjectsApi(api)
+        self.created: list[str] = []
+
+    def create(self, name: str, **kwargs: Any) -> dict[str, Any]:
+        body = lab_manifest(name, **kwargs)
+        result = self.objects.create_cluster_custom_object(LAB_GROUP, LAB_VERSION, LAB_PLURAL, body)
+        self.created.append(name)
+        return dict(result)
+
+    def get(self, name: str) -> dict[str, Any]:
+        return dict(
+            self.objects.get_cluster_custom_object(LAB_GROUP, LAB_VERSION, LAB_PLURAL, name)
+        )
+
+    def patch(self, name: str, body: dict[str, Any]) -> None:
+        self.objects.patch_cluster_custom_object(LAB_GROUP, LAB_VERSION, LAB_PLURAL, name, body)
+
+    def patch_status(self, name: str, status: dict[str, Any]) -> None:
+        self.objects.patch_cluster_custom_object_status(
+            LAB_GROUP, LAB_VERSION, LAB_PLURAL, name, {"status": status}
+        )
+
+    def delete(self, name: str) -> None:
+        try:
+            self.objects.delete_cluster_custom_object(LAB_GROUP, LAB_VERSION, LAB_PLURAL, name)
+        except client.ApiException as error:
+            if error.status != 404:
+                raise
+
+    def condition(self, name: str, type_: str) -> dict[str, Any] | None:
+        for c in (self.get(name).get("status") or {}).get("conditions") or []:
+            if c["type"] == type_:
+                return dict(c)
+        return None
+
+    def cleanup(self) -> None:
+        for name in self.created:
+            self.delete(name)
