@@ -4,7 +4,8 @@ set -euo pipefail
 need=()
 for pair in containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins \
   iptables:iptables conntrack:conntrack socat:socat buildah:buildah openssl:openssl \
-  gcc:gcc /usr/lib/x86_64-linux-gnu/libc.a:libc6-dev curl:curl ip:iproute2; do
+  gcc:gcc /usr/lib/x86_64-linux-gnu/libc.a:libc6-dev curl:curl ip:iproute2 \
+  debootstrap:debootstrap; do
   probe=${pair%%:*} pkg=${pair#*:}
   if [[ $probe == /* ]]; then [[ -e $probe ]] || need+=("$pkg"); else command -v "$probe" >/dev/null || need+=("$pkg"); fi
 done

@@ -7,6 +7,7 @@ source "$CLUSTER_DIR/images.sh"
 
 TARGET=${1:-local}
 WEB_IMAGE=localhost/roadlab/web:0.1.0
+OPERATOR_IMAGE=localhost/roadlab/operator:0.1.0
 
 # go_binary_context SRC_DIR BINARY: a build context with the static binary beside the Dockerfile.
 go_binary_context() {
@@ -17,23 +18,58 @@ go_binary_context() {
   echo "$ctx"
 }
 
-load() { # load NAME CONTEXT
+# operator_context: what operator/Dockerfile uses of the repo root (.dockerignore applied),
+# so the build cache is keyed by those files only, not by .git, caches or tests.
+operator_context() {
+  local ctx
+  ctx=$(mktemp -d)
+  tar -C "$REPO_DIR" --exclude=__pycache__ --exclude='*.py[cod]' --exclude='*.egg-info' \
+    -cf - .dockerignore README.md pyproject.toml operator labs crds | tar -C "$ctx" -xf -
+  echo "$ctx"
+}
+
+# pip_ca_secret: bud args handing pip this machine's CA bundle when it has its own (a
+# TLS-intercepting proxy); the Dockerfile uses it as a build secret, never stored in a layer.
+pip_ca_secret() {
+  local ca=${PIP_CERT:-$(python3 -m pip config get global.cert 2>/dev/null || true)}
+  if [[ -n $ca && -s $ca ]]; then echo "--secret=id=pip-ca,src=$ca"; fi
+}
+
+load() { # load NAME CONTEXT [DOCKERFILE (relative to CONTEXT) [BUILD ARGS...]]
+  local name=$1 context=$2; shift 2
+  local args=()
+  if (($#)); then args=(-f "$context/$1" "${@:2}"); fi
   case $TARGET in
     local)
       local tar
-      tar=$(build_image "$1" "$2")
+      tar=$(build_image "$name" "$context" "${args[@]}")
       if [[ -S $CONTAINERD_SOCK ]]; then import_image "$tar"; fi ;;
     kind)
-      docker build -t "$1" "$2" && kind load docker-image "$1" --name roadlab ;;
+      docker build -t "$name" "${args[@]}" "$context" &&
+        kind load docker-image "$name" --name roadlab ;;
     *) die "unknown target $TARGET" ;;
   esac
 }
 
 main() {
-  local ctx
+  local ctx args=()
   ctx=$(go_binary_context "$REPO_DIR/images/web" web)
   load "$WEB_IMAGE" "$ctx"
   rm -rf "$ctx"
+
+  mapfile -t args < <(pip_ca_secret)
+  if [[ $TARGET == local ]]; then
+    ensure_debian_base
+    # The base is part of the build's inputs: its id, recorded as a label, keys the cache.
+    args+=(--label "org.opencontainers.image.base.name=$DEBIAN_BASE_IMAGE"
+      --label "org.opencontainers.image.base.digest=$(buildah_ inspect --type image --format '{{.FromImageDigest}}' "$DEBIAN_BASE_IMAGE")")
+    ctx=$(operator_context)
+    load "$OPERATOR_IMAGE" "$ctx" operator/Dockerfile "${args[@]}"
+    rm -rf "$ctx"
+  else
+    # Docker pulls the real debian:bookworm-slim and reads the repo root's .dockerignore.
+    load "$OPERATOR_IMAGE" "$REPO_DIR" operator/Dockerfile "${args[@]}"
+  fi
   log "project images built and loaded ($TARGET)"
 }
 

@@ -75,6 +75,27 @@ func serve() {
 		fmt.Fprintf(w, "hello from %s (%s)\n", host, version)
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	// /drip?seconds=N answers one byte a second for N seconds: a server that is slow but
+	// never silent, so only an overall deadline (not a socket timeout) ends a client.
+	mux.HandleFunc("/drip", func(w http.ResponseWriter, r *http.Request) {
+		seconds, err := strconv.Atoi(r.URL.Query().Get("seconds"))
+		if err != nil || seconds <= 0 || seconds > 3600 {
+			seconds = 60
+		}
+		flusher, _ := w.(http.Flusher)
+		for i := 0; i < seconds; i++ {
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(time.Second):
+			}
+			fmt.Fprint(w, ".")
+			if flusher != nil {
+				flusher.Flush()
+			}
+		}
+		fmt.Fprintln(w, "done")
+	})
 	// /work?ms=N hashes for about N milliseconds of CPU: load that an HPA can see.
 	mux.HandleFunc("/work", func(w http.ResponseWriter, r *http.Request) {
 		ms, err := strconv.Atoi(r.URL.Query().Get("ms"))
