@@ -13,7 +13,8 @@ from pydantic import ValidationError
 
 from roadlab.guardrails import check_learner_rules
 from roadlab.models import LabDefinition, ParameterError, ParamValue
-from roadlab.rendering import RenderError, check_template
+from roadlab.probes import validate_check
+from roadlab.rendering import RenderError, check_template, render_context, render_data
 
 __all__ = [
     "LAB_FILE",
@@ -48,6 +49,36 @@ def _inside(root: Path, relative: str) -> Path:
     return path
 
 
+def _sample_parameters(definition: LabDefinition) -> dict[str, ParamValue]:
+    """Defaults, and for required parameters a plausible value of the declared type."""
+    sample: dict[str, ParamValue] = {}
+    for name, declaration in definition.parameters.items():
+        if declaration.default is not None:
+            sample[name] = declaration.default
+        elif declaration.enum:
+            sample[name] = declaration.enum[0]
+        elif declaration.type == "integer":
+            sample[name] = next(
+                (v for v in (declaration.minimum, declaration.maximum) if v is not None), 1
+            )
+        else:
+            sample[name] = False if declaration.type == "boolean" else "sample"
+    return sample
+
+
+def _validate_checks(lab_file: Path, definition: LabDefinition) -> None:
+    """Each task's probe exists and its args fit it, as rendered for sample parameters."""
+    context = render_context(_sample_parameters(definition), definition.id, "learner", "lab-x")
+    for task in definition.tasks:
+        try:
+            args = render_data("args", task.check.args, context)
+            validate_check(task.check.probe, args)
+        except ValueError as exc:  # RenderError is a ValueError too
+            raise CatalogError(
+                f"{lab_file}: lab {definition.id!r}, task {task.id!r}: check: {exc}"
+            ) from exc
+
+
 def load_lab_definition(lab_dir: Path | str) -> LabDefinition:
     """Read and validate one lab directory, attaching its template texts."""
     lab_dir = Path(lab_dir)
@@ -68,6 +99,7 @@ def load_lab_definition(lab_dir: Path | str) -> LabDefinition:
         raise CatalogError(
             f"{lab_file}: id {definition.id!r} must equal the directory name {lab_dir.name!r}"
         )
+    _validate_checks(lab_file, definition)
     try:
         check_learner_rules(definition.environment.learner_rules)
     except ValueError as exc:

@@ -4,18 +4,20 @@ and reports what came back (status, Events, metrics, retry)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import kopf
+from kubernetes.client.exceptions import ApiException
 
+from roadlab import checks, metrics, naming, reconciler
 from roadlab import conditions as cond
-from roadlab import metrics, naming, reconciler
 from roadlab.catalog import load_catalog
 from roadlab.durations import parse_timestamp
 from roadlab.k8s import KubeApi, load_api_client
-from roadlab.models import Condition, LabDefinition
+from roadlab.models import LabDefinition, LabStatus
 from roadlab.settings import Settings
 
 LAB = (naming.GROUP, naming.VERSION, naming.PLURAL)
@@ -112,7 +114,19 @@ def reconcile_and_report(body: kopf.Body, patch: kopf.Patch) -> None:
     outcome = reconciler.reconcile_lab(
         rt.api, rt.catalog, body, now(), rt.settings.operator_namespace
     )
+    if outcome.provisioned_now and not (body.get("status") or {}).get("lastCheck"):
+        # One run right after provisioning, so the tasks show what is left to do.
+        provisioned = {**body, "status": outcome.status_patch()}
+        start_check(provisioned, patch, checks.INITIAL_TOKEN_PREFIX)
     report(body, patch, outcome)
+
+
+def start_check(body: Mapping[str, Any], patch: kopf.Patch, token: str) -> reconciler.CheckStart:
+    rt = runtime()
+    started = reconciler.start_check(rt.api, rt.catalog, body, token, now(), rt.settings.checks)
+    if started.status_patch:
+        patch.setdefault("status", {}).update(started.status_patch)
+    return started
 
 
 @kopf.on.resume(*LAB)
@@ -122,19 +136,87 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
     reconcile_and_report(body, patch)
 
 
-def _expiry_due(status: kopf.Status) -> bool:
-    expires_at = status.get("expiresAt")
-    if not expires_at:
+def _expiry_due(status: LabStatus) -> bool:
+    if not status.expires_at or cond.is_true(status.conditions, cond.EXPIRED):
         return False
-    conditions = [Condition.model_validate(c) for c in status.get("conditions") or []]
-    return parse_timestamp(str(expires_at)) <= now() and not cond.is_true(conditions, cond.EXPIRED)
+    return parse_timestamp(status.expires_at) <= now()
+
+
+@kopf.on.field(*LAB, field=("metadata", "annotations", naming.ANNOTATION_CHECK_REQUESTED))
+def check_requested(body: kopf.Body, patch: kopf.Patch, new: Any, **_: Any) -> None:
+    if new:
+        started = start_check(body, patch, str(new))
+        if started.wait_reason:
+            raise kopf.TemporaryError(started.wait_reason, delay=10)
 
 
 @kopf.timer(*LAB, interval=Settings.from_environment().expiry_check_seconds, initial_delay=5)
-def expire(body: kopf.Body, patch: kopf.Patch, status: kopf.Status, **_: Any) -> None:
-    # Cheap on every tick; the API is only touched when a lab's time is up.
+def tick(body: kopf.Body, patch: kopf.Patch, spec: kopf.Spec, **_: Any) -> None:
+    """Expiry, missed check requests, periodic checks, runs whose end was missed.
+
+    Cheap on every tick: the API is touched only when something is due.
+    """
+    status = LabStatus.model_validate(body.get("status") or {})
     if _expiry_due(status):
         reconcile_and_report(body, patch)
+        return
+    last = status.last_check
+    if last is not None and last.state == "Running":
+        rt = runtime()
+        job = rt.api.get("batch/v1", "Job", last.job, rt.settings.operator_namespace)
+        if job is not None:
+            record_check(job)
+        return
+    interval = int((spec.get("validation") or {}).get("intervalSeconds") or 0)
+    token = checks.pending_request(body.metadata.annotations, status) or checks.periodic_token(
+        status, interval, now()
+    )
+    if token:
+        start_check(body, patch, token)
+
+
+def record_check(job: Mapping[str, Any]) -> None:
+    """Results of a finished check Job into its Lab's status, with Events and metrics."""
+    rt = runtime()
+    for attempt in range(3):
+        try:
+            collected = reconciler.collect_check(rt.api, rt.catalog, job, now(), rt.settings.checks)
+            break
+        except ApiException as error:
+            if error.status != 409 or attempt == 2:
+                raise
+    if collected is None:
+        return
+    lab = kopf.Body(cast(kopf.RawBody, collected.lab))
+    for result in collected.results:
+        kopf.event(
+            lab,
+            type="Normal" if result.state == "Passed" else "Warning",
+            reason=f"Task{result.state}",
+            message=f"{result.id}: {result.message}"[:1024],
+        )
+    for change in collected.transitions:
+        kopf.event(lab, type="Normal", reason=change.reason, message=change.message)
+    metrics.VALIDATION_RUNS.labels(collected.lab_id, collected.state).inc()
+    if collected.seconds_since_request is not None:
+        metrics.CHECK_LATENCY_SECONDS.labels(collected.lab_id).observe(
+            collected.seconds_since_request
+        )
+    started_at = (collected.lab.get("status") or {}).get("startedAt")
+    if collected.completed_now and started_at:
+        elapsed = (now() - parse_timestamp(started_at)).total_seconds()
+        metrics.TIME_TO_COMPLETE_SECONDS.labels(collected.lab_id).observe(elapsed)
+    metrics.LAB_STATES.set(
+        collected.lab["metadata"]["name"],
+        collected.lab_id,
+        "Completed" if collected.completed_now else "Ready",
+    )
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={naming.LABEL_COMPONENT: naming.COMPONENT_CHECK})
+def check_job_changed(type: str, body: kopf.Body, **_: Any) -> None:
+    if type != "DELETED":
+        record_check(body)
 
 
 @kopf.on.event(*LAB)

@@ -7,6 +7,7 @@ lookups. Decisions live in the pure modules; this module only carries them out.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import threading
@@ -21,6 +22,8 @@ from kubernetes.dynamic.exceptions import (
     NotFoundError,
     ResourceNotFoundError,
 )
+
+from roadlab import naming
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +103,14 @@ class KubeApi:
         except NotFoundError:
             return None
 
+    def list_objects(
+        self, api_version: str, kind: str, namespace: str, label_selector: str | None = None
+    ) -> list[Manifest]:
+        """Objects of a kind in a namespace, optionally filtered by a label selector."""
+        resource = self.dynamic.resources.get(api_version=api_version, kind=kind)
+        listing = resource.get(namespace=namespace, label_selector=label_selector).to_dict()
+        return [cast(Manifest, item) for item in listing.get("items") or []]
+
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
         """Delete in the background; True if it was there."""
         resource = self.dynamic.resources.get(api_version=api_version, kind=kind)
@@ -134,6 +145,146 @@ class KubeApi:
             if error.status == 404:
                 return None
             raise
+
+    def termination_message(self, namespace: str, job_name: str, container: str) -> str | None:
+        """What `container` of the Job's (last) pod wrote to its termination log, if anything."""
+        pods = self.core.list_namespaced_pod(namespace, label_selector=f"job-name={job_name}").items
+        # backoffLimit 0: at most one pod per check Job.
+        for pod in pods:
+            for state in (pod.status and pod.status.container_statuses) or []:
+                if state.name == container and state.state and state.state.terminated:
+                    return state.state.terminated.message
+        return None
+
+    def patch_lab_status(self, name: str, status: Manifest, resource_version: str | None) -> None:
+        """Merge-patch a Lab's status; with resource_version, 409 if it changed meanwhile."""
+        body: Manifest = {"status": status}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
+        client.CustomObjectsApi(self.api_client).patch_cluster_custom_object_status(
+            naming.GROUP, naming.VERSION, naming.PLURAL, name, body
+        )
+
+    # --- kubectl lab ---
+    # Verbs of the `kubectl lab` plugin (roadlab.cli): Labs through the typed custom-objects
+    # API (no discovery round trips), learner tokens, and the caller's cluster coordinates.
+
+    CLI_REQUEST_TIMEOUT = (10, 30)  # (connect, read) seconds: a CLI must not hang silently
+
+    @classmethod
+    def from_kubeconfig(cls, kubeconfig: str | None = None, context: str | None = None) -> KubeApi:
+        """A client from a kubeconfig file ($KUBECONFIG or ~/.kube/config when None)."""
+        configuration = client.Configuration()
+        config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig, context=context, client_configuration=configuration
+        )
+        configuration.retries = 1  # an unreachable server fails fast instead of 3 retries
+        return cls(client.ApiClient(configuration))
+
+    def _labs(self) -> Any:
+        return client.CustomObjectsApi(self.api_client)
+
+    def get_lab(self, name: str) -> Manifest | None:
+        """The Lab, or None when it does not exist."""
+        try:
+            return cast(
+                Manifest,
+                self._labs().get_cluster_custom_object(
+                    naming.GROUP,
+                    naming.VERSION,
+                    naming.PLURAL,
+                    name,
+                    _request_timeout=self.CLI_REQUEST_TIMEOUT,
+                ),
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def list_labs(self) -> list[Manifest]:
+        """Every Lab in the cluster."""
+        listing = self._labs().list_cluster_custom_object(
+            naming.GROUP, naming.VERSION, naming.PLURAL, _request_timeout=self.CLI_REQUEST_TIMEOUT
+        )
+        return cast(list[Manifest], listing.get("items") or [])
+
+    def create_lab(self, manifest: Manifest) -> Manifest:
+        """Create a Lab (ApiException 409 when the name is taken)."""
+        return cast(
+            Manifest,
+            self._labs().create_cluster_custom_object(
+                naming.GROUP,
+                naming.VERSION,
+                naming.PLURAL,
+                manifest,
+                _request_timeout=self.CLI_REQUEST_TIMEOUT,
+            ),
+        )
+
+    def patch_lab(self, name: str, patch: Manifest) -> Manifest:
+        """Merge-patch a Lab (metadata/spec), e.g. to set the check-requested annotation."""
+        return cast(
+            Manifest,
+            self._labs().patch_cluster_custom_object(
+                naming.GROUP,
+                naming.VERSION,
+                naming.PLURAL,
+                name,
+                patch,
+                _request_timeout=self.CLI_REQUEST_TIMEOUT,
+            ),
+        )
+
+    def delete_lab(self, name: str) -> bool:
+        """Ask for a Lab's deletion (the operator's finalizer cleans up); False if absent."""
+        try:
+            self._labs().delete_cluster_custom_object(
+                naming.GROUP,
+                naming.VERSION,
+                naming.PLURAL,
+                name,
+                _request_timeout=self.CLI_REQUEST_TIMEOUT,
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
+
+    def create_service_account_token(
+        self, namespace: str, service_account: str, expiration_seconds: int
+    ) -> tuple[str, str | None]:
+        """A TokenRequest token for the ServiceAccount: (token, RFC 3339 expiry if reported)."""
+        body = client.AuthenticationV1TokenRequest(
+            spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=expiration_seconds)
+        )
+        response = self.core.create_namespaced_service_account_token(
+            service_account, namespace, body, _request_timeout=self.CLI_REQUEST_TIMEOUT
+        )
+        status = response.status
+        if status is None or not status.token:
+            raise RuntimeError(f"no token returned for {namespace}/{service_account}")
+        expires = status.expiration_timestamp
+        expiry = expires.strftime("%Y-%m-%dT%H:%M:%SZ") if expires is not None else None
+        return status.token, expiry
+
+    def kubeconfig_cluster(self) -> Manifest:
+        """The kubeconfig `cluster` entry of the API server this client talks to."""
+        configuration = self.api_client.configuration
+        cluster: Manifest = {"server": configuration.host}
+        if not configuration.verify_ssl:
+            cluster["insecure-skip-tls-verify"] = True
+        elif getattr(configuration, "ca_cert_data", None):
+            data = configuration.ca_cert_data
+            raw = data.encode() if isinstance(data, str) else bytes(data)
+            cluster["certificate-authority-data"] = base64.b64encode(raw).decode()
+        elif configuration.ssl_ca_cert:
+            with open(configuration.ssl_ca_cert, "rb") as ca_file:
+                cluster["certificate-authority-data"] = base64.b64encode(ca_file.read()).decode()
+        if getattr(configuration, "tls_server_name", None):
+            cluster["tls-server-name"] = configuration.tls_server_name
+        return cluster
 
 
 def describe_api_error(error: Exception) -> str:

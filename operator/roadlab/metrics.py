@@ -58,3 +58,22 @@ REGISTRY.register(LAB_STATES)
 
 def serve(port: int) -> None:
     start_http_server(port)
+
+
+VALIDATION_RUNS = Counter(
+    "roadlab_validation_runs",
+    "Finished validation runs by catalog lab and result",
+    ["lab", "result"],
+)
+CHECK_LATENCY_SECONDS = Histogram(
+    "roadlab_check_latency_seconds",
+    "Time from a validation run being requested to its results being in the Lab's status",
+    ["lab"],
+    buckets=(1, 2, 3, 5, 8, 13, 20, 30, 60, 120, 300, 900),
+)
+TIME_TO_COMPLETE_SECONDS = Histogram(
+    "roadlab_time_to_complete_seconds",
+    "Time from a Lab's start to every task passing",
+    ["lab"],
+    buckets=(60, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400),
+)

@@ -162,6 +162,21 @@ class TaskResult(WireModel):
     _ts = field_validator("checked_at")(_check_timestamp)
 
 
+CheckRunState = Literal["Running", "Passed", "Failed", "Error", "TimedOut"]
+
+
+class CheckRun(WireModel):
+    """The latest validation run: which request started it, its Job, and how it ended."""
+
+    token: str
+    job: str
+    requested_at: str | None = None
+    finished_at: str | None = None
+    state: CheckRunState = "Running"
+
+    _ts = field_validator("requested_at", "finished_at")(_check_timestamp)
+
+
 class LabStatus(WireModel):
     """status of a Lab. Everything is optional so that an empty status parses."""
 
@@ -175,6 +190,7 @@ class LabStatus(WireModel):
     completed_at: str | None = None
     expires_at: str | None = None
     observed_generation: int | None = None
+    last_check: CheckRun | None = None
 
     _ts = field_validator("started_at", "completed_at", "expires_at")(_check_timestamp)
 
@@ -419,7 +435,8 @@ class LabDefinition(CatalogModel):
         default_factory=dict, max_length=MAX_PARAMETERS
     )
     environment: EnvironmentDef = Field(default_factory=EnvironmentDef)
-    tasks: Annotated[list[TaskDef], Field(min_length=1)]
+    # An empty list makes a playground: an environment with nothing to check.
+    tasks: list[TaskDef] = Field(default_factory=list)
     solution: str | None = None
 
     _template_sources: dict[str, str] = PrivateAttr(default_factory=dict)

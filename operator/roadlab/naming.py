@@ -103,3 +103,7 @@ def check_job_name(lab_name: str, request_token: str) -> str:
     room = 63 - len(_JOB_PREFIX) - 1 - _HASH_LENGTH
     stem = re.sub(r"[^a-z0-9-]", "-", lab_name[:room].lower()).strip("-")
     return f"{_JOB_PREFIX}{stem}-{digest}" if stem else f"{_JOB_PREFIX}{digest}"
+
+
+# Setting this annotation (any new value, e.g. a timestamp) asks for a validation run.
+ANNOTATION_CHECK_REQUESTED = f"{GROUP}/check-requested"

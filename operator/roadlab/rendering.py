@@ -136,6 +136,14 @@ def render_template(filename: str, text: str, context: Mapping[str, Any]) -> lis
     return rendered
 
 
+def render_data(where: str, data: Any, context: Mapping[str, Any]) -> Any:
+    """Render the string scalars of already-parsed data (e.g. a task's check args)."""
+    try:
+        return _render_node(data, context, "")
+    except RenderError as exc:
+        raise RenderError(f"{where}: {exc}") from exc
+
+
 def check_template(filename: str, text: str) -> None:
     """Catalog-load-time check: valid YAML and valid Jinja syntax in every string scalar."""
 

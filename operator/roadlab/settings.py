@@ -12,6 +12,17 @@ from roadlab import naming
 _REPO_CATALOG = Path(__file__).resolve().parents[2] / "labs"
 
 
+DEFAULT_CHECKER_IMAGE = "localhost/roadlab/operator:0.1.0"
+
+
+@dataclass(frozen=True)
+class CheckSettings:
+    """What a validation run needs to know about the operator's deployment."""
+
+    operator_namespace: str
+    checker_image: str
+
+
 @dataclass(frozen=True)
 class Settings:
     catalog_dir: Path
@@ -19,6 +30,11 @@ class Settings:
     metrics_port: int
     liveness_port: int
     expiry_check_seconds: float
+    checker_image: str
+
+    @property
+    def checks(self) -> CheckSettings:
+        return CheckSettings(self.operator_namespace, self.checker_image)
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -31,4 +47,5 @@ class Settings:
             metrics_port=int(env.get("ROADLAB_METRICS_PORT", "9090")),
             liveness_port=int(env.get("ROADLAB_LIVENESS_PORT", "8080")),
             expiry_check_seconds=float(env.get("ROADLAB_EXPIRY_CHECK_SECONDS", "30")),
+            checker_image=env.get("ROADLAB_CHECKER_IMAGE", DEFAULT_CHECKER_IMAGE),
         )

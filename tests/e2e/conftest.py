@@ -90,8 +90,16 @@ def crd(kubeconfig: str) -> None:
 def operator(
     kubeconfig: str, crd: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
+    # The product's catalog plus the test-only labs of tests/e2e/labs.
+    catalog = tmp_path_factory.mktemp("catalog")
+    for lab in [*(REPO / "labs").iterdir(), *(Path(__file__).parent / "labs").iterdir()]:
+        if lab.is_dir():
+            (catalog / lab.name).symlink_to(lab)
     process = OperatorProcess(
-        kubeconfig, tmp_path_factory.mktemp("operator"), ROADLAB_EXPIRY_CHECK_SECONDS="3"
+        kubeconfig,
+        tmp_path_factory.mktemp("operator"),
+        ROADLAB_EXPIRY_CHECK_SECONDS="3",
+        ROADLAB_CATALOG=str(catalog),
     )
     process.start()
     yield process

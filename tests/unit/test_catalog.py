@@ -29,7 +29,16 @@ def write_lab(root: Path, lab_id: str = "demo", **overrides: Any) -> Path:
         "duration": 10,
         "parameters": {"a": {"type": "string", "default": "x"}},
         "environment": {"templates": ["templates/cm.yaml"]},
-        "tasks": [{"id": "t1", "title": "T1", "check": {"probe": "resource", "args": {}}}],
+        "tasks": [
+            {
+                "id": "t1",
+                "title": "T1",
+                "check": {
+                    "probe": "resource",
+                    "args": {"apiVersion": "v1", "kind": "ConfigMap", "name": "cm"},
+                },
+            }
+        ],
     }
     body.update(overrides)
     (lab_dir / "lab.yaml").write_text(yaml.safe_dump(body))
@@ -78,6 +87,42 @@ def test_load_catalog_errors(tmp_path: Path) -> None:
         ({"titel": "x"}, "titel: Extra inputs are not permitted"),
         ({"environment": {"templates": ["templates/missing.yaml"]}}, "does not exist"),
         ({"solution": "solution/none.sh"}, "solution 'solution/none.sh' does not exist"),
+        (
+            {"tasks": [{"id": "t1", "title": "T1", "check": {"probe": "nope"}}]},
+            r"lab 'demo', task 't1': check: unknown probe 'nope' \(known: http, kserve_v2, ",
+        ),
+        (
+            {
+                "tasks": [
+                    {
+                        "id": "t1",
+                        "title": "T1",
+                        "check": {
+                            "probe": "resource",
+                            "args": {"apiVersion": "v1", "kind": "ConfigMap", "nmae": "x"},
+                        },
+                    }
+                ]
+            },
+            r"task 't1': check: probe 'resource': invalid args: name: Field required; "
+            r"nmae: Extra inputs are not permitted",
+        ),
+        (
+            {
+                "tasks": [
+                    {
+                        "id": "t1",
+                        "title": "T1",
+                        "check": {
+                            "probe": "rollout",
+                            "args": {"name": "web", "minReady": -1},
+                        },
+                    }
+                ]
+            },
+            r"task 't1': check: probe 'rollout': invalid args: minReady: Input should be "
+            r"greater than or equal to 0",
+        ),
         (
             {
                 "environment": {
@@ -187,3 +232,30 @@ def test_resolve_parameters_required() -> None:
         "enabled": False,
         "size": 2,
     }
+
+
+def test_templated_check_args_are_validated_as_rendered(tmp_path: Path) -> None:
+    def task(args: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{"id": "t1", "title": "T1", "check": {"probe": "rollout", "args": args}}]
+
+    parameters = {"a": {"type": "string", "default": "x"}, "n": {"type": "integer", "minimum": 2}}
+    good = write_lab(
+        tmp_path / "good",
+        parameters=parameters,
+        tasks=task({"name": "{{ params.a }}", "minReady": "{{ params.n }}"}),
+    )
+    assert load_lab_definition(good).tasks[0].check.args["minReady"] == "{{ params.n }}"
+    bad = write_lab(
+        tmp_path / "bad",
+        parameters=parameters,
+        tasks=task({"name": "web", "minReady": "{{ params.a }}"}),
+    )
+    with pytest.raises(
+        CatalogError, match=r"task 't1': check: probe 'rollout': invalid args: minReady"
+    ):
+        load_lab_definition(bad)
+    broken = write_lab(
+        tmp_path / "broken", parameters=parameters, tasks=task({"name": "{{ params.nope }}"})
+    )
+    with pytest.raises(CatalogError, match=r"task 't1': check: args: at name: UndefinedError"):
+        load_lab_definition(broken)

@@ -102,3 +102,53 @@ def test_reasons_are_valid_condition_reasons(now: datetime) -> None:
     assert len(reasons) >= 12
     for reason in reasons:
         Condition(type="X", status="True", reason=reason, last_transition_time=T0)
+
+
+def test_transitions_report_changed_status_or_reason(now: datetime) -> None:
+    old = cond.set_condition(
+        [], cond.PROVISIONED, cond.FALSE, cond.REASON_PROVISIONING, "m", now, 1
+    )
+    new = cond.set_condition(
+        old, cond.PROVISIONED, cond.TRUE, cond.REASON_PROVISIONED, "done", now, 1
+    )
+    new = cond.set_condition(new, cond.EXPIRED, cond.FALSE, cond.REASON_WITHIN_TTL, "later", now, 1)
+    changes = cond.transitions(old, new)
+    assert [(c.type, c.status, c.reason) for c in changes] == [
+        (cond.PROVISIONED, cond.TRUE, cond.REASON_PROVISIONED),
+        (cond.EXPIRED, cond.FALSE, cond.REASON_WITHIN_TTL),
+    ]
+    assert not any(c.warning for c in changes)
+    assert cond.transitions(new, new) == []
+
+
+def test_failing_ready_is_a_warning(now: datetime) -> None:
+    bad = cond.set_condition(
+        [], cond.READY, cond.FALSE, cond.REASON_UNKNOWN_LAB, "no such lab", now, 1
+    )
+    assert cond.transitions([], bad)[0].warning
+    waiting = cond.set_condition(
+        [], cond.READY, cond.FALSE, cond.REASON_PROVISIONING, "wait", now, 1
+    )
+    assert not cond.transitions([], waiting)[0].warning
+
+
+def test_lab_state(now: datetime) -> None:
+    def with_(*pairs: tuple[str, str, str]) -> list[Condition]:
+        conditions: list[Condition] = []
+        for type_, status, reason in pairs:
+            conditions = cond.set_condition(conditions, type_, status, reason, "", now, 1)  # type: ignore[arg-type]
+        return conditions
+
+    assert cond.lab_state([]) == "Provisioning"
+    assert cond.lab_state(with_((cond.READY, "True", "Ready"))) == "Ready"
+    assert cond.lab_state(with_((cond.READY, "False", "UnknownLab"))) == "Failed"
+    assert (
+        cond.lab_state(
+            with_((cond.READY, "True", "Ready"), (cond.COMPLETED, "True", "AllTasksPassed"))
+        )
+        == "Completed"
+    )
+    assert (
+        cond.lab_state(with_((cond.EXPIRED, "True", "Expired"), (cond.COMPLETED, "True", "x")))
+        == "Expired"
+    )

@@ -239,12 +239,23 @@ def test_lab_definition_minimal_and_template_sources() -> None:
     assert loaded.tasks[0].check.args == {}
 
 
+def test_lab_definition_without_tasks_is_a_playground() -> None:
+    base = {
+        "id": "play",
+        "title": "Playground",
+        "description": "d",
+        "difficulty": "beginner",
+        "duration": 5,
+    }
+    assert LabDefinition.model_validate({**base, "tasks": []}).tasks == []
+    assert LabDefinition.model_validate(base).tasks == []
+
+
 @pytest.mark.parametrize(
     "extra",
     [
         {"difficulty": "expert"},
         {"duration": 0},
-        {"tasks": []},
         {
             "tasks": [
                 {"id": "t1", "title": "A", "check": {"probe": "p"}},

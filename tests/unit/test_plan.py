@@ -156,7 +156,8 @@ def test_invalid_spec_is_permanent(
 
 def test_unknown_lab(catalog: dict[str, LabDefinition], now: datetime) -> None:
     p = plan(catalog, now, {**SPEC, "lab": "nope"})
-    assert p.permanent_error == "lab 'nope' is not in the catalog (known: smoke)"
+    known = ", ".join(sorted(catalog))
+    assert p.permanent_error == f"lab 'nope' is not in the catalog (known: {known})"
     assert condition(p, cond.READY).reason == cond.REASON_UNKNOWN_LAB
     assert p.status.expires_at is not None  # still expires and gets cleaned up
 

@@ -1,0 +1,185 @@
+"""Pure decisions and builders for validation runs (check Jobs).
+
+A run is a Job in the operator's namespace, from the operator's image, under the
+read-only checker ServiceAccount: out of the learner's reach. Its name derives from the
+Lab and the request token, so a repeated request (or a restarted operator) finds the
+same Job instead of starting another.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from roadlab import naming
+from roadlab.durations import parse_timestamp
+from roadlab.models import CheckRunState, LabDefinition, LabStatus
+from roadlab.rendering import render_data
+
+# The checker stops starting tasks this long before the Job's deadline, so it can
+# still report what it has; the deadline itself catches a check that hangs.
+CHECKER_DEADLINE_MARGIN_SECONDS = 5
+JOB_TTL_SECONDS = 600
+INITIAL_TOKEN_PREFIX = "initial"
+PERIODIC_TOKEN_PREFIX = "periodic"
+
+JobPhase = Literal["Running", "Succeeded", "Failed", "TimedOut"]
+
+
+@dataclass(frozen=True)
+class CheckRequest:
+    lab_name: str
+    lab_uid: str
+    token: str
+    lab_namespace: str
+
+
+def check_spec(
+    definition: LabDefinition, context: Mapping[str, Any], lab_name: str, timeout: int
+) -> str:
+    """The checker's input (env ROADLAB_CHECK_SPEC): the tasks to run and where.
+
+    Check args are rendered like environment templates (structure first), so a task can
+    check against the Lab's own parameters: maxReplicas: "{{ params.maxReplicas }}".
+    """
+    tasks = [
+        {
+            "id": t.id,
+            "probe": t.check.probe,
+            "args": render_data(f"task {t.id} check args", t.check.args, context),
+        }
+        for t in definition.tasks
+    ]
+    return json.dumps(
+        {
+            "lab": lab_name,
+            "namespace": context["namespace"],
+            "deadlineSeconds": max(1, timeout - CHECKER_DEADLINE_MARGIN_SECONDS),
+            "tasks": tasks,
+        },
+        separators=(",", ":"),
+        sort_keys=True,
+    )
+
+
+def check_job(
+    request: CheckRequest,
+    spec_json: str,
+    *,
+    image: str,
+    operator_namespace: str,
+    timeout: int,
+) -> dict[str, Any]:
+    """The Job of one validation run; owned by the Lab, so it goes when the Lab goes."""
+    labels = {
+        **naming.labels(request.lab_name, naming.COMPONENT_CHECK),
+        "app.kubernetes.io/name": "roadlab-check",
+    }
+    restricted = {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": naming.check_job_name(request.lab_name, request.token),
+            "namespace": operator_namespace,
+            "labels": labels,
+            "annotations": {f"{naming.GROUP}/check-token": request.token},
+            "ownerReferences": [
+                {
+                    "apiVersion": naming.API_VERSION,
+                    "kind": naming.KIND,
+                    "name": request.lab_name,
+                    "uid": request.lab_uid,
+                    "controller": True,
+                    "blockOwnerDeletion": False,
+                }
+            ],
+        },
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": timeout,
+            "ttlSecondsAfterFinished": JOB_TTL_SECONDS,
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "serviceAccountName": naming.CHECKER_SERVICE_ACCOUNT,
+                    "restartPolicy": "Never",
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 65532,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [
+                        {
+                            "name": "check",
+                            "image": image,
+                            "imagePullPolicy": "IfNotPresent",
+                            "command": ["roadlab-check"],
+                            "env": [{"name": "ROADLAB_CHECK_SPEC", "value": spec_json}],
+                            "resources": {
+                                "requests": {"cpu": "50m", "memory": "96Mi"},
+                                "limits": {"cpu": "1", "memory": "256Mi"},
+                            },
+                            "securityContext": restricted,
+                            "terminationMessagePolicy": "File",
+                            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                        }
+                    ],
+                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}}],
+                },
+            },
+        },
+    }
+
+
+def job_phase(job: Mapping[str, Any]) -> JobPhase:
+    """Where a check Job stands, from its status conditions."""
+    for condition in (job.get("status") or {}).get("conditions") or []:
+        if condition.get("status") != "True":
+            continue
+        if condition.get("type") == "Complete":
+            return "Succeeded"
+        if condition.get("type") == "Failed":
+            return "TimedOut" if condition.get("reason") == "DeadlineExceeded" else "Failed"
+    return "Running"
+
+
+def periodic_token(status: LabStatus, interval_seconds: int, now: datetime) -> str | None:
+    """A token for a periodic run when one is due, else None (0 disables periodic runs)."""
+    if interval_seconds <= 0:
+        return None
+    last = status.last_check
+    if last is not None and last.state == "Running":
+        return None
+    since = last.finished_at if last and last.finished_at else status.started_at
+    if since is not None and now - parse_timestamp(since) < timedelta(seconds=interval_seconds):
+        return None
+    return f"{PERIODIC_TOKEN_PREFIX}-{int(now.timestamp())}"
+
+
+def pending_request(annotations: Mapping[str, str], status: LabStatus) -> str | None:
+    """The check-requested annotation's value when no run has been made for it yet."""
+    token = annotations.get(naming.ANNOTATION_CHECK_REQUESTED)
+    if not token or (status.last_check is not None and status.last_check.token == token):
+        return None
+    return token
+
+
+def run_state(results_states: Sequence[str], phase: JobPhase) -> CheckRunState:
+    """The lastCheck.state of a finished run."""
+    if phase == "TimedOut":
+        return "TimedOut"
+    if any(state == "Error" for state in results_states):
+        return "Error"
+    if all(state == "Passed" for state in results_states):
+        return "Passed"
+    return "Failed"
