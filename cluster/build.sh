@@ -4,6 +4,7 @@
 # the inputs, so a second run does nothing.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$CLUSTER_DIR/images.sh"
+source "$CLUSTER_DIR/metrics-server.sh"
 
 export CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false"
 
@@ -35,6 +36,27 @@ build_go_module() { # build_go_module DIR OUT NAME
   mv "$2.tmp" "$2"
 }
 
+# build_metrics_server: cmd/metrics-server of the module pinned by build/metrics-server (a
+# `tool` line keeps it in go.mod), stamped like upstream's Makefile does; the build date is
+# the tag's commit time, so the binary depends only on the inputs.
+build_metrics_server() {
+  local out info commit date pkg=k8s.io/client-go/pkg/version
+  out=$(metrics_server_bin_dir)
+  [[ -x $out/metrics-server ]] && return
+  log "building metrics-server v$METRICS_SERVER_VERSION (~4 min on 2 cores)"
+  info=$(cd "$CLUSTER_DIR/build/metrics-server" &&
+    go mod download -json "sigs.k8s.io/metrics-server@v$METRICS_SERVER_VERSION")
+  read -r commit date < <(python3 -c 'import json,sys
+i = json.load(open(json.load(sys.stdin)["Info"]))
+print(i["Origin"]["Hash"], i["Time"])' <<<"$info")
+  local ld="-s -w -X $pkg.gitVersion=v$METRICS_SERVER_VERSION -X $pkg.gitCommit=$commit"
+  ld+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$date"
+  rm -rf "$out.tmp" && mkdir -p "$out.tmp"
+  (cd "$CLUSTER_DIR/build/metrics-server" &&
+    go build -ldflags "$ld" -o "$out.tmp/metrics-server" sigs.k8s.io/metrics-server/cmd/metrics-server)
+  rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
 build_pause() {
   local out=$CACHE_DIR/bin/pause-$PAUSE_VERSION src
   [[ -x $out/pause ]] && return
@@ -47,6 +69,18 @@ build_pause() {
     -o "$out.tmp/pause" "$src/build/pause/linux/pause.c"
   strip "$out.tmp/pause"
   rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
+# build_tool NAME PACKAGE VERSION: `go install` a tool into the cache; link it into bin/.
+build_tool() {
+  local name=$1 package=$2 version=$3 out
+  out=$CACHE_DIR/bin/$name-$version
+  if [[ ! -x $out/$name ]]; then
+    log "building $name $version"
+    GOBIN=$out.tmp go install -ldflags "-s -w" "$package@v$version"
+    rm -rf "$out" && mv "$out.tmp" "$out"
+  fi
+  ln -sfn "$out/$name" "$CACHE_DIR/bin/$name"
 }
 
 # binary_image NAME DOCKERFILE_DIR BINARY: build a FROM-scratch image around one binary.
@@ -65,9 +99,14 @@ main() {
   ln -sfn "$(k8s_bin_dir)/kubectl" "$CACHE_DIR/bin/kubectl"
   build_go_module "$CLUSTER_DIR/build/etcd" "$(etcd_bin_dir)" etcd
   build_go_module "$CLUSTER_DIR/build/coredns" "$(coredns_bin_dir)" coredns
+  build_metrics_server
   build_pause
+  build_tool helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
+  build_tool kubeconform github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION"
   binary_image "$PAUSE_IMAGE" "$CLUSTER_DIR/images/pause" "$CACHE_DIR/bin/pause-$PAUSE_VERSION/pause"
   binary_image "$COREDNS_IMAGE" "$CLUSTER_DIR/images/coredns" "$(coredns_bin_dir)/coredns"
+  binary_image "$METRICS_SERVER_IMAGE" "$CLUSTER_DIR/images/metrics-server" \
+    "$(metrics_server_bin_dir)/metrics-server"
   log "binaries and images are built and cached under $CACHE_DIR"
 }
 

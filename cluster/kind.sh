@@ -2,7 +2,8 @@
 # kind path of ensure.sh, for machines with a Docker engine: cluster "roadlab" with
 # metrics-server, and the project's images loaded. Prints the kubeconfig path.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-KIND_VERSION=v0.29.0
+source "$CLUSTER_DIR/metrics-server.sh"
+KIND_VERSION=v0.33.0
 KIND_KUBECONFIG=$CACHE_DIR/kind-roadlab.kubeconfig
 
 command -v kind >/dev/null || GOBIN=$CACHE_DIR/bin go install "sigs.k8s.io/kind@$KIND_VERSION"
@@ -10,5 +11,12 @@ export PATH=$CACHE_DIR/bin:$PATH
 kind get clusters 2>/dev/null | grep -qx roadlab ||
   kind create cluster --name roadlab >&2
 kind get kubeconfig --name roadlab >"$KIND_KUBECONFIG"
+# metrics-server from the same manifest as the local cluster, with upstream's image
+# (registry.k8s.io/metrics-server/metrics-server:v$METRICS_SERVER_VERSION, pulled by kind) and
+# --kubelet-insecure-tls: kind's kubelets serve self-signed certificates, and that flag is
+# metrics-server's documented setting for kind.
+command -v kubectl >/dev/null || die "kubectl is needed to install metrics-server on kind"
+install_metrics_server "$METRICS_SERVER_UPSTREAM_IMAGE" IfNotPresent --kubelet-insecure-tls \
+  kubectl --kubeconfig "$KIND_KUBECONFIG"
 "$CLUSTER_DIR/project-images.sh" kind >&2
 echo "$KIND_KUBECONFIG"

@@ -3,6 +3,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$CLUSTER_DIR/images.sh"
 source "$CLUSTER_DIR/pki.sh"
+source "$CLUSTER_DIR/metrics-server.sh"
 
 [[ $EUID -eq 0 ]] || die "the local cluster needs root (containers, iptables, mounts)"
 
@@ -175,6 +176,8 @@ start_addons() {
     "$CLUSTER_DIR/manifests/coredns.yaml" | kubectl_local apply -f - >/dev/null
   kubectl_local wait --for=condition=Ready "node/$NODE_NAME" --timeout=180s >/dev/null
   kubectl_local -n kube-system rollout status deployment/coredns --timeout=180s >/dev/null
+  # metrics-server: `kubectl top` and HorizontalPodAutoscalers (the hpa lab) need it.
+  install_metrics_server "$METRICS_SERVER_IMAGE" Never "$METRICS_SERVER_KUBELET_CA" kubectl_local
 }
 
 main() {
