@@ -28,7 +28,24 @@ e2e: ## End-to-end tests on a real cluster (brings one up if needed)
 	$(PYTEST) tests/e2e -v
 
 .PHONY: test
-test: lint unit e2e ## Everything CI runs: lint, unit and e2e tests
+test: lint unit chart-lint e2e ## Everything CI runs: lint, unit, chart and e2e tests
+
+.PHONY: demo
+demo: ## The main job: cluster, images, helm install, a sample Lab solved and Completed
+	scripts/demo.sh
+
+.PHONY: catalog
+catalog: ## List the catalog labs (title, difficulty, duration, prerequisites)
+	@$(PYTHON) -m roadlab.cli catalog
+
+.PHONY: bench
+bench: ## Benchmarks: provisioning (Labs to Ready vs direct creation) and check latency
+	$(PYTHON) bench/provisioning.py
+	$(PYTHON) bench/checks.py
+
+.PHONY: chart-lint
+chart-lint: ## helm lint --strict and kubeconform on the rendered chart
+	scripts/chart-lint.sh
 
 .PHONY: cluster-build
 cluster-build: ## Build the local cluster's binaries and images (cached)

@@ -1041,18 +1041,42 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    # Without defaults (SUPPRESS), a subcommand's copy never overrides a value given first.
+    unset: dict[str, Any] = {} if defaults else {"default": argparse.SUPPRESS}
+    parser.add_argument(
+        "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)", **unset
+    )
+    parser.add_argument(
+        "--context", help="kubeconfig context (default: the current context)", **unset
+    )
+    parser.add_argument(
+        "-o", "--output", choices=("text", "json"), **({"default": "text"} if defaults else unset)
+    )
+
+
+def _subparser(common: argparse.ArgumentParser) -> type[argparse.ArgumentParser]:
+    class Subcommand(argparse.ArgumentParser):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["parents"] = [*kwargs.get("parents", []), common]
+            super().__init__(*args, **kwargs)
+
+    return Subcommand
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kubectl lab",
         description="Start, follow and check Roadlab labs.",
         epilog="exit codes: 0 ok, 1 failure, 2 usage error, 3 not found, 4 timeout",
     )
-    parser.add_argument(
-        "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)"
+    _global_options(parser, defaults=True)
+    # Like kubectl, the global flags may also follow the command: `kubectl lab list -o json`.
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, defaults=False)
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_subparser(common)
     )
-    parser.add_argument("--context", help="kubeconfig context (default: the current context)")
-    parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     catalog = commands.add_parser("catalog", help="list the catalog labs, or show one")
     catalog.add_argument("id", nargs="?", help="catalog lab id")

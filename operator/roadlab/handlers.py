@@ -3,8 +3,9 @@ and reports what came back (status, Events, metrics, retry)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -20,6 +21,7 @@ from roadlab.k8s import KubeApi, load_api_client
 from roadlab.models import LabDefinition, LabStatus
 from roadlab.settings import Settings
 
+log = logging.getLogger(__name__)
 LAB = (naming.GROUP, naming.VERSION, naming.PLURAL)
 # Objects a Lab's guardrails consist of: a change to any of them is undone.
 GUARDED_COMPONENTS = {
@@ -47,6 +49,11 @@ class Runtime:
 
 
 _runtime: Runtime | None = None
+
+
+def as_body(body: Mapping[str, Any]) -> kopf.Body:
+    """What kopf.event() takes, from a handler's body or a body read through the API."""
+    return body if isinstance(body, kopf.Body) else kopf.Body(cast(kopf.RawBody, dict(body)))
 
 
 def runtime() -> Runtime:
@@ -78,13 +85,16 @@ def start(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) -> Non
     logger.info("catalog %s: %s", config.catalog_dir, ", ".join(sorted(catalog)))
 
 
-def report(body: kopf.Body, patch: kopf.Patch, outcome: reconciler.Outcome) -> None:
+def report(
+    body: Mapping[str, Any], patch: MutableMapping[str, Any], outcome: reconciler.Outcome
+) -> None:
     """Status, Events and metrics of one reconcile; then retry or give up as it says."""
     patch.setdefault("status", {}).update(outcome.status_patch())
     spec_lab = str((body.get("spec") or {}).get("lab", "unknown"))
+    lab = as_body(body)
     for change in outcome.transitions:
         kopf.event(
-            body,
+            lab,
             type="Warning" if change.warning else "Normal",
             reason=f"{change.type}{change.status}" if change.type != cond.READY else change.reason,
             message=f"{change.type}={change.status} ({change.reason}): {change.message}",
@@ -109,7 +119,7 @@ def report(body: kopf.Body, patch: kopf.Patch, outcome: reconciler.Outcome) -> N
     metrics.RECONCILES.labels("ok").inc()
 
 
-def reconcile_and_report(body: kopf.Body, patch: kopf.Patch) -> None:
+def reconcile_and_report(body: Mapping[str, Any], patch: MutableMapping[str, Any]) -> None:
     rt = runtime()
     outcome = reconciler.reconcile_lab(
         rt.api, rt.catalog, body, now(), rt.settings.operator_namespace
@@ -121,7 +131,9 @@ def reconcile_and_report(body: kopf.Body, patch: kopf.Patch) -> None:
     report(body, patch, outcome)
 
 
-def start_check(body: Mapping[str, Any], patch: kopf.Patch, token: str) -> reconciler.CheckStart:
+def start_check(
+    body: Mapping[str, Any], patch: MutableMapping[str, Any], token: str
+) -> reconciler.CheckStart:
     rt = runtime()
     started = reconciler.start_check(rt.api, rt.catalog, body, token, now(), rt.settings.checks)
     if started.status_patch:
@@ -150,29 +162,70 @@ def check_requested(body: kopf.Body, patch: kopf.Patch, new: Any, **_: Any) -> N
             raise kopf.TemporaryError(started.wait_reason, delay=10)
 
 
-@kopf.timer(*LAB, interval=Settings.from_environment().expiry_check_seconds, initial_delay=5)
-def tick(body: kopf.Body, patch: kopf.Patch, spec: kopf.Spec, **_: Any) -> None:
+# --- The ticker: one loop over every Lab, instead of a Kopf timer per Lab -----------------
+# Kopf puts a finalizer on objects that have timers; a Lab would then outlive an
+# uninstalled operator (and block deleting the CRD). One loop also scales to many Labs.
+
+_labs: dict[str, dict[str, Any]] = {}  # the latest body of every Lab, kept by watch events
+_ticker: asyncio.Task[None] | None = None
+
+
+def tick_lab(body: Mapping[str, Any]) -> None:
     """Expiry, missed check requests, periodic checks, runs whose end was missed.
 
-    Cheap on every tick: the API is touched only when something is due.
+    Cheap for a Lab with nothing due: the API is touched only when something is.
     """
+    rt = runtime()
     status = LabStatus.model_validate(body.get("status") or {})
-    if _expiry_due(status):
-        reconcile_and_report(body, patch)
-        return
-    last = status.last_check
-    if last is not None and last.state == "Running":
-        rt = runtime()
-        job = rt.api.get("batch/v1", "Job", last.job, rt.settings.operator_namespace)
-        if job is not None:
-            record_check(job)
-        return
-    interval = int((spec.get("validation") or {}).get("intervalSeconds") or 0)
-    token = checks.pending_request(body.metadata.annotations, status) or checks.periodic_token(
-        status, interval, now()
-    )
-    if token:
-        start_check(body, patch, token)
+    patch: dict[str, Any] = {}
+    try:
+        if _expiry_due(status):
+            log.info("lab %s: expired at %s", body["metadata"]["name"], status.expires_at)
+            reconcile_and_report(body, patch)
+        elif status.last_check is not None and status.last_check.state == "Running":
+            job = rt.api.get(
+                "batch/v1", "Job", status.last_check.job, rt.settings.operator_namespace
+            )
+            if job is not None:
+                record_check(job)
+        else:
+            spec = body.get("spec") or {}
+            interval = int((spec.get("validation") or {}).get("intervalSeconds") or 0)
+            annotations = body["metadata"].get("annotations") or {}
+            token = checks.pending_request(annotations, status) or checks.periodic_token(
+                status, interval, now()
+            )
+            if token:
+                start_check(body, patch, token)
+    except (kopf.TemporaryError, kopf.PermanentError):
+        pass  # the status says why; the next tick tries again
+    finally:
+        if patch.get("status"):
+            rt.api.patch_lab_status(body["metadata"]["name"], patch["status"], None)
+
+
+async def tick_forever(interval: float, logger: kopf.Logger) -> None:
+    logger.info("ticking every %s s", interval)
+    while True:
+        await asyncio.sleep(interval)
+        for body in list(_labs.values()):
+            try:
+                await asyncio.to_thread(tick_lab, body)
+            except Exception:
+                logger.exception("tick of lab %s failed", body["metadata"]["name"])
+
+
+@kopf.on.startup()
+async def start_ticker(logger: kopf.Logger, **_: Any) -> None:
+    global _ticker  # noqa: PLW0603 - one ticker per operator process
+    interval = Settings.from_environment().expiry_check_seconds
+    _ticker = asyncio.create_task(tick_forever(interval, logger))
+
+
+@kopf.on.cleanup()
+async def stop_ticker(**_: Any) -> None:
+    if _ticker is not None:
+        _ticker.cancel()
 
 
 def record_check(job: Mapping[str, Any]) -> None:
@@ -187,7 +240,7 @@ def record_check(job: Mapping[str, Any]) -> None:
                 raise
     if collected is None:
         return
-    lab = kopf.Body(cast(kopf.RawBody, collected.lab))
+    lab = as_body(collected.lab)
     for result in collected.results:
         kopf.event(
             lab,
@@ -220,9 +273,12 @@ def check_job_changed(type: str, body: kopf.Body, **_: Any) -> None:
 
 
 @kopf.on.event(*LAB)
-def forget_deleted(type: str, name: str, **_: Any) -> None:
+def lab_event(type: str, name: str, body: kopf.Body, **_: Any) -> None:
     if type == "DELETED":
+        _labs.pop(name, None)
         metrics.LAB_STATES.forget(name)
+    else:
+        _labs[name] = dict(body)
 
 
 def _guarded(value: str | None, **_: Any) -> bool:

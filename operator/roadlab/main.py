@@ -34,6 +34,8 @@ def configure_logging(log_format: str) -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    # Every liveness probe would be an access-log line.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
 def main() -> None:

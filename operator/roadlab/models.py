@@ -86,7 +86,8 @@ class ValidationSpec(WireModel):
     """How the operator checks the learner's work."""
 
     interval_seconds: StrictInt = 0  # 0: only on request
-    timeout_seconds: StrictInt = Field(default=180, ge=10, le=900)
+    # None: the lab's own checkTimeoutSeconds (a load test needs longer than a field check).
+    timeout_seconds: StrictInt | None = Field(default=None, ge=10, le=900)
 
     @field_validator("interval_seconds")
     @classmethod
@@ -437,6 +438,8 @@ class LabDefinition(CatalogModel):
     environment: EnvironmentDef = Field(default_factory=EnvironmentDef)
     # An empty list makes a playground: an environment with nothing to check.
     tasks: list[TaskDef] = Field(default_factory=list)
+    # Time limit of one validation run unless the Lab sets spec.validation.timeoutSeconds.
+    check_timeout_seconds: int = Field(default=180, ge=10, le=900)
     solution: str | None = None
 
     _template_sources: dict[str, str] = PrivateAttr(default_factory=dict)

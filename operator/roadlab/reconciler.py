@@ -203,7 +203,7 @@ def start_check(  # noqa: PLR0917 - the handler's one call
         spec = LabSpec.model_validate(body.get("spec") or {})
         params = resolve_parameters(definition, spec.parameters)
         context = render_context(params, metadata["name"], spec.learner, status.namespace)
-        timeout = spec.validation.timeout_seconds
+        timeout = spec.validation.timeout_seconds or definition.check_timeout_seconds
         spec_json = checks.check_spec(definition, context, metadata["name"], timeout)
     except (ValueError, RenderError) as error:
         return CheckStart(wait_reason=f"cannot prepare the checks: {error}")

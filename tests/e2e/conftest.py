@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from .operator_fixtures import Labs, OperatorProcess
+from .operator_fixtures import Labs, OperatorProcess, install_crd_and_prereqs
 
 REPO = Path(__file__).resolve().parents[2]
 WEB_IMAGE = "localhost/roadlab/web:0.1.0"
@@ -75,18 +75,12 @@ def namespace(core: client.CoreV1Api) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def crd(kubeconfig: str) -> None:
-    """The Lab CRD and what the chart installs beside the operator, applied for real."""
-    kubectl("apply", "--server-side", "-f", str(REPO / "crds" / "lab.yaml"))
-    kubectl("wait", "--for=condition=Established", "crd/labs.roadlab.dev", "--timeout=60s")
-    kubectl(
-        "apply",
-        "--server-side",
-        "-f",
-        str(Path(__file__).parent / "manifests" / "operator-prereqs.yaml"),
-    )
+    install_crd_and_prereqs(kubeconfig)
 
 
-@pytest.fixture(scope="session")
+# Per module: a module that installs the operator with Helm must not have a second
+# operator (this one, from source) acting on the same Labs.
+@pytest.fixture(scope="module")
 def operator(
     kubeconfig: str, crd: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:

@@ -16,6 +16,30 @@ from kubernetes import client
 
 REPO = Path(__file__).resolve().parents[2]
 LAB_GROUP, LAB_VERSION, LAB_PLURAL = "roadlab.dev", "v1alpha1", "labs"
+OPERATOR_NAMESPACE = "roadlab-system"
+
+
+def install_crd_and_prereqs(kubeconfig: str) -> None:
+    """What the chart installs beside the operator Deployment, for an operator run from
+    source: the Lab CRD, the operator namespace, and the chart's RBAC (the checker's
+    identity among it), rendered by Helm so the chart stays the one source."""
+
+    def run(*args: str, stdin: str | None = None) -> str:
+        done = subprocess.run(args, input=stdin, check=True, capture_output=True, text=True)
+        return done.stdout
+
+    kubectl = ("kubectl", "--kubeconfig", kubeconfig)
+    run(*kubectl, "apply", "--server-side", "-f", str(REPO / "crds" / "lab.yaml"))
+    run(*kubectl, "wait", "--for=condition=Established", "crd/labs.roadlab.dev", "--timeout=60s")
+    namespace = run(
+        *kubectl, "create", "namespace", OPERATOR_NAMESPACE, "--dry-run=client", "-o", "yaml"
+    )
+    run(*kubectl, "apply", "--server-side", "-f", "-", stdin=namespace)
+    rbac = run(
+        "helm", "template", "roadlab", str(REPO / "charts" / "roadlab"),
+        "--namespace", OPERATOR_NAMESPACE, "--show-only", "templates/rbac.yaml",
+    )  # fmt: skip
+    run(*kubectl, "apply", "--server-side", "-f", "-", stdin=rbac)
 
 
 def free_port() -> int:

@@ -1145,3 +1145,12 @@ def test_main_is_the_console_script(
     monkeypatch.setenv("ROADLAB_CATALOG", str(catalog_dir))
     assert cli.main(["catalog", "smoke"]) == 0
     assert capsys.readouterr().out.startswith("ID:          smoke\n")
+
+
+def test_global_flags_may_follow_the_command() -> None:
+    parser = cli.build_parser()
+    after = parser.parse_args(["list", "-o", "json", "--kubeconfig", "k"])
+    before = parser.parse_args(["-o", "json", "--kubeconfig", "k", "list"])
+    assert (after.output, after.kubeconfig) == (before.output, before.kubeconfig) == ("json", "k")
+    assert parser.parse_args(["list"]).output == "text"
+    assert parser.parse_args(["-o", "json", "list"]).output == "json"

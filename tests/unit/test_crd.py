@@ -160,7 +160,9 @@ def test_patterns_and_bounds_match_models(schema: Schema) -> None:
     assert schema["properties"]["spec"]["required"] == ["lab", "learner"]
     defaults = ValidationSpec()
     assert nodes[".spec.validation.intervalSeconds"]["default"] == defaults.interval_seconds
-    assert nodes[".spec.validation.timeoutSeconds"]["default"] == defaults.timeout_seconds
+    # No default: an unset timeout means the lab's own checkTimeoutSeconds.
+    assert defaults.timeout_seconds is None
+    assert "default" not in nodes[".spec.validation.timeoutSeconds"]
     assert nodes[".status.conditions[].status"]["enum"] == ["True", "False", "Unknown"]
     assert nodes[".status.tasks[].state"]["enum"] == ["Pending", "Passed", "Failed", "Error"]
     assert nodes[".status.conditions"]["x-kubernetes-list-map-keys"] == ["type"]
@@ -280,4 +282,6 @@ def test_mini_validator_catches_drift(schema: Schema) -> None:
 
 def test_chart_ships_the_same_crd(crd_path: Path) -> None:
     chart_copy = crd_path.parents[1] / "charts" / "roadlab" / "crds" / "lab.yaml"
-    assert chart_copy.read_text() == crd_path.read_text(), "run: cp crds/lab.yaml charts/roadlab/crds/"
+    assert chart_copy.read_text() == crd_path.read_text(), (
+        "run: cp crds/lab.yaml charts/roadlab/crds/"
+    )

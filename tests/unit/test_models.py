@@ -32,7 +32,7 @@ def test_spec_defaults_and_aliases() -> None:
     assert parsed.ttl == "2h"
     assert parsed.ttl_delta() == timedelta(hours=2)
     assert parsed.parameters == {}
-    assert parsed.validation == ValidationSpec(interval_seconds=0, timeout_seconds=180)
+    assert parsed.validation == ValidationSpec(interval_seconds=0, timeout_seconds=None)
     wire = spec(validation={"intervalSeconds": 60, "timeoutSeconds": 30}).to_wire()
     assert wire["validation"] == {"intervalSeconds": 60, "timeoutSeconds": 30}
     # populate_by_name: Python names work too.

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# helm lint --strict, then every rendered manifest (with the optional monitoring objects
+# off and on) validated by kubeconform against the schemas of the cluster's Kubernetes
+# version, and by the API server itself (server-side dry run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cache=${ROADLAB_CACHE:-$HOME/.cache/roadlab}
+export PATH="$cache/bin:$PATH"
+command -v helm >/dev/null && command -v kubeconform >/dev/null || cluster/build.sh >&2
+chart=charts/roadlab
+all_on=serviceMonitor.enabled=true,prometheusRule.enabled=true,grafanaDashboard.enabled=true
+helm lint --strict "$chart"
+helm lint --strict "$chart" --set "$all_on"
+
+kubeconfig=$(cluster/ensure.sh)
+version=$(kubectl --kubeconfig "$kubeconfig" version -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])')
+# kubeconform would download its schemas; the API server in use publishes the same.
+schemas=$cache/kubeconform-schemas/$version
+if [[ ! -d $schemas ]]; then
+  kubectl --kubeconfig "$kubeconfig" get --raw /openapi/v2 | python3 scripts/k8s_schemas.py "$schemas.tmp"
+  mv "$schemas.tmp" "$schemas"
+fi
+rendered=$(mktemp -d)
+trap 'rm -rf "$rendered"' EXIT
+helm template roadlab "$chart" --namespace roadlab-system --include-crds >"$rendered/default.yaml"
+helm template roadlab "$chart" --namespace roadlab-system --set "$all_on" >"$rendered/all-on.yaml"
+# ServiceMonitor and PrometheusRule are prometheus-operator's kinds, not served here.
+kubeconform -strict -summary -skip ServiceMonitor,PrometheusRule \
+  -schema-location "$schemas/{{.ResourceKind}}{{.KindSuffix}}.json" "$rendered"/*.yaml
+kubectl --kubeconfig "$kubeconfig" apply --server-side --force-conflicts --dry-run=server \
+  -f "$rendered/default.yaml" >/dev/null
+echo "chart: helm lint --strict, kubeconform and a server-side dry run passed"
