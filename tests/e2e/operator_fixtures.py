@@ -24,8 +24,14 @@ def install_crd_and_prereqs(kubeconfig: str) -> None:
     source: the Lab CRD, the operator namespace, and the chart's RBAC (the checker's
     identity among it), rendered by Helm so the chart stays the one source."""
 
+    # kubectl and helm as the cluster scripts build them, when they are not on PATH already.
+    cache = Path(os.environ.get("ROADLAB_CACHE", Path.home() / ".cache" / "roadlab"))
+    env = {**os.environ, "PATH": f"{os.environ['PATH']}{os.pathsep}{cache / 'bin'}"}
+
     def run(*args: str, stdin: str | None = None) -> str:
-        done = subprocess.run(args, input=stdin, check=True, capture_output=True, text=True)
+        done = subprocess.run(
+            args, input=stdin, check=True, capture_output=True, text=True, env=env
+        )
         return done.stdout
 
     kubectl = ("kubectl", "--kubeconfig", kubeconfig)

@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Benchmark: check request -> results in the Lab status, against a trivial Job.
+
+Creates one smoke Lab (operator run from source), then N times: set the
+check-requested annotation and time until status.lastCheck carries that token and a
+finishedAt. The floor, in the same run: N times a trivial Job (the web image, `sleep 0`)
+from creation to Complete. Prints both and the ratio. Not a test: it asserts nothing.
+
+    python3 bench/checks.py [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "operator"))
+sys.path.insert(0, str(REPO))
+
+from kubernetes import client  # noqa: E402
+from tests.e2e.operator_fixtures import Labs, OperatorProcess, install_crd_and_prereqs  # noqa: E402
+
+from bench.provisioning import kubeconfig  # noqa: E402
+from roadlab.k8s import load_api_client  # noqa: E402
+
+WEB_IMAGE = "localhost/roadlab/web:0.1.0"
+
+
+def wait(predicate: object, timeout: float = 300) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if predicate():  # type: ignore[operator]
+            return time.monotonic() - started
+        time.sleep(0.1)
+    raise SystemExit("timed out")
+
+
+def trivial_job_seconds(batch: client.BatchV1Api, namespace: str) -> float:
+    name = f"trivial-{uuid.uuid4().hex[:6]}"
+    restricted = {
+        "runAsNonRoot": True,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {
+            "backoffLimit": 0,
+            "ttlSecondsAfterFinished": 60,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {
+                            "name": "c",
+                            "image": WEB_IMAGE,
+                            "args": ["sleep", "0"],
+                            "securityContext": restricted,
+                        }
+                    ],
+                }
+            },
+        },
+    }
+    started = time.monotonic()
+    batch.create_namespaced_job(namespace, job)
+    wait(lambda: batch.read_namespaced_job_status(name, namespace).status.succeeded)
+    return time.monotonic() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    path = kubeconfig()
+    install_crd_and_prereqs(path)
+    api = load_api_client(path)
+    labs = Labs(api)
+    batch = client.BatchV1Api(api)
+    operator = OperatorProcess(path, Path(tempfile.mkdtemp()))
+    operator.start()
+    name = f"bench-check-{uuid.uuid4().hex[:5]}"
+    try:
+        labs.create(name, learner="bench")
+        wait(lambda: (labs.condition(name, "Ready") or {}).get("status") == "True")
+        wait(lambda: (labs.get(name).get("status") or {}).get("lastCheck", {}).get("finishedAt"))
+        checks, jobs = [], []
+        for _ in range(args.runs):
+            token = f"bench-{time.time():.3f}"
+            started = time.monotonic()
+            labs.patch(name, {"metadata": {"annotations": {"roadlab.dev/check-requested": token}}})
+
+            def written(token: str = token) -> bool:
+                last = (labs.get(name).get("status") or {}).get("lastCheck") or {}
+                return last.get("token") == token and bool(last.get("finishedAt"))
+
+            wait(written)
+            checks.append(time.monotonic() - started)
+            jobs.append(trivial_job_seconds(batch, "roadlab-system"))
+    finally:
+        labs.cleanup()
+        operator.stop()
+    check, floor = statistics.median(checks), statistics.median(jobs)
+    print(f"runs: {args.runs}")
+    for label, values in (("check request -> status written", checks), ("trivial Job", jobs)):
+        median = statistics.median(values)
+        print(f"{label:32} median {median:.2f} s (min {min(values):.2f}, max {max(values):.2f})")
+    print(f"ratio: {check / floor:.2f}")
+
+
+if __name__ == "__main__":
+    main()
