@@ -237,7 +237,7 @@ class KubeApi:
         )
 
     def delete_lab(self, name: str) -> bool:
-        """Ask for a Lab's deletion (the operator's finalizer cleans up); False if absent."""
+        """Ask for a Lab's deletion (its namespace goes with it); False if absent."""
         try:
             self._labs().delete_cluster_custom_object(
                 naming.GROUP,
