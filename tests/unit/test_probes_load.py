@@ -221,3 +221,18 @@ def test_load_is_shortened_to_fit_the_check_deadline() -> None:
         "replicas rose from 1 to 2, expected at least 3 within 50 s (of the 180 s asked for; "
         "the check deadline came first) of load" in result.message
     )
+
+
+def test_an_hpa_that_can_never_reach_the_target_fails_without_load() -> None:
+    ctx, _ = setup([(0, 1)])
+    capped = ctx.objects[("autoscaling/v2", "HorizontalPodAutoscaler", "web")]
+    ctx.objects[("autoscaling/v2", "HorizontalPodAutoscaler", "web")] = lambda: {
+        **capped(),
+        "spec": {"minReplicas": 1, "maxReplicas": 1},
+    }
+    result = run_check(ctx, "load_then_assert", ARGS)
+    assert not result.passed and not result.error
+    assert result.message == (
+        "HorizontalPodAutoscaler web can never reach 3 replicas: its spec.maxReplicas is 1"
+    )
+    assert ctx.http.count == 0  # type: ignore[attr-defined]

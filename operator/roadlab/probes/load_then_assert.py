@@ -127,11 +127,25 @@ def _replicas(obj: dict[str, object], kind: str) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
+def _hpa_ceiling(obj: dict[str, object]) -> int | None:
+    spec = obj.get("spec")
+    value = spec.get("maxReplicas") if isinstance(spec, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def run(ctx: ProbeContext, args: LoadThenAssertArgs) -> CheckResult:
     api_version, kind, name = args.target
     obj = ctx.get_object(api_version, kind, name)
     if obj is None:
         return CheckResult.fail(not_found_message(kind, name, ctx.namespace))
+    ceiling = _hpa_ceiling(obj) if args.hpa is not None else None
+    if ceiling is not None and args.min_replicas is not None and ceiling < args.min_replicas:
+        # No load can help: say so now rather than after minutes of it.
+        return CheckResult.fail(
+            f"{kind} {name} can never reach {args.min_replicas} replicas: "
+            f"its spec.maxReplicas is {ceiling}",
+            {"maxReplicas": ceiling},
+        )
     initial = highest = _replicas(obj, kind)
     duration = float(args.duration_seconds)
     time_left = ctx.time_left()
