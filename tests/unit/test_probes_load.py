@@ -224,7 +224,8 @@ def test_load_is_shortened_to_fit_the_check_deadline() -> None:
 
 
 def test_an_hpa_that_can_never_reach_the_target_fails_without_load() -> None:
-    ctx, _ = setup([(0, 1)])
+    http = CountingHttp()
+    ctx, _ = setup([(0, 1)], http)
     capped = ctx.objects[("autoscaling/v2", "HorizontalPodAutoscaler", "web")]
     ctx.objects[("autoscaling/v2", "HorizontalPodAutoscaler", "web")] = lambda: {
         **capped(),
@@ -235,4 +236,4 @@ def test_an_hpa_that_can_never_reach_the_target_fails_without_load() -> None:
     assert result.message == (
         "HorizontalPodAutoscaler web can never reach 3 replicas: its spec.maxReplicas is 1"
     )
-    assert ctx.http.count == 0  # type: ignore[attr-defined]
+    assert http.count == 0
