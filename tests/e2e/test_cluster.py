@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -203,7 +205,7 @@ def test_resource_quota_is_enforced(core: client.CoreV1Api, namespace: str) -> N
 
 
 def test_namespace_deletion_finishes(core: client.CoreV1Api, apps: client.AppsV1Api) -> None:
-    name = "e2e-delete-me"
+    name = f"e2e-delete-{uuid.uuid4().hex[:6]}"
     core.create_namespace({"metadata": {"name": name}})
     apps.create_namespaced_deployment(name, web_deployment("web"))
     wait_until(
