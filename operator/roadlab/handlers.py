@@ -19,6 +19,7 @@ from roadlab.catalog import load_catalog
 from roadlab.durations import parse_timestamp
 from roadlab.k8s import KubeApi, load_api_client
 from roadlab.models import LabDefinition, LabStatus
+from roadlab.plan import parse_status
 from roadlab.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -176,7 +177,7 @@ def tick_lab(body: Mapping[str, Any]) -> None:
     Cheap for a Lab with nothing due: the API is touched only when something is.
     """
     rt = runtime()
-    status = LabStatus.model_validate(body.get("status") or {})
+    status = parse_status(body.get("status"))
     patch: dict[str, Any] = {}
     try:
         if _expiry_due(status):
@@ -290,7 +291,8 @@ def guardrail_changed(type: str, labels: kopf.Labels, **_: Any) -> None:
     if type not in ("MODIFIED", "DELETED"):
         return
     rt = runtime()
-    lab = rt.api.get(naming.API_VERSION, naming.KIND, labels[naming.LABEL_LAB])
+    # The Lab as the watch last saw it: no API read per guardrail event.
+    lab = _labs.get(labels[naming.LABEL_LAB])
     if lab is not None:
         reconciler.enforce_guardrails(
             rt.api, rt.catalog, lab, now(), rt.settings.operator_namespace

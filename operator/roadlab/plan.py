@@ -57,7 +57,7 @@ def _require_aware(now: datetime) -> None:
         raise ValueError("now must be timezone-aware")
 
 
-def _parse_status(status_dict: Mapping[str, Any] | None) -> LabStatus:
+def parse_status(status_dict: Mapping[str, Any] | None) -> LabStatus:
     # A mangled status must not wedge the Lab: start over rather than fail forever.
     try:
         return LabStatus.model_validate(status_dict or {})
@@ -175,7 +175,7 @@ def plan_lab(  # noqa: PLR0917 - one flat call from the reconcile handler
 ) -> LabPlan:
     """Decide the desired objects and status of one Lab (see module docstring)."""
     _require_aware(now)
-    status = _parse_status(status_dict).model_copy(update={"observed_generation": generation})
+    status = parse_status(status_dict).model_copy(update={"observed_generation": generation})
 
     def fail(
         current: LabStatus, reason: str, message: str, retry: int | None = None, **extra: Any

@@ -22,7 +22,14 @@ from roadlab.catalog import resolve_parameters
 from roadlab.durations import format_timestamp, parse_timestamp
 from roadlab.k8s import KubeApi, describe_api_error
 from roadlab.models import CheckRun, Condition, LabDefinition, LabSpec, LabStatus, TaskResult
-from roadlab.plan import LabPlan, apply_task_results, mark_apply_failed, mark_provisioned, plan_lab
+from roadlab.plan import (
+    LabPlan,
+    apply_task_results,
+    mark_apply_failed,
+    mark_provisioned,
+    parse_status,
+    plan_lab,
+)
 from roadlab.rendering import RenderError, render_context
 from roadlab.settings import CheckSettings
 
@@ -181,7 +188,7 @@ def start_check(  # noqa: PLR0917 - the handler's one call
     settings: CheckSettings,
 ) -> CheckStart:
     """Create the check Job for `token` (409: it exists already); one run per Lab at a time."""
-    status = _status(body)
+    status = parse_status(body.get("status"))
     if not cond.is_true(status.conditions, cond.PROVISIONED):
         return CheckStart(wait_reason="the lab is not provisioned yet")
     if cond.is_true(status.conditions, cond.EXPIRED):
@@ -253,7 +260,7 @@ def collect_check(
     lab = api.get(naming.API_VERSION, naming.KIND, lab_name)
     if lab is None:
         return None
-    status = _status(lab)
+    status = parse_status(lab.get("status"))
     last = status.last_check
     if last is not None and last.job == job_name and last.finished_at is not None:
         return None  # already recorded: events for a finished Job repeat
@@ -296,10 +303,3 @@ def collect_check(
         completed_now=not was_completed and cond.is_true(new_status.conditions, cond.COMPLETED),
         seconds_since_request=seconds,
     )
-
-
-def _status(body: Mapping[str, Any]) -> LabStatus:
-    try:
-        return LabStatus.model_validate(body.get("status") or {})
-    except ValueError:
-        return LabStatus()
