@@ -22,11 +22,17 @@ if [[ ! -d $schemas ]]; then
 fi
 rendered=$(mktemp -d)
 trap 'rm -rf "$rendered"' EXIT
-helm template roadlab "$chart" --namespace roadlab-system --include-crds >"$rendered/default.yaml"
-helm template roadlab "$chart" --namespace roadlab-system --set "$all_on" >"$rendered/all-on.yaml"
+# The dry run needs its target namespace to exist; a throwaway one keeps this check from
+# touching (or depending on) a real install in roadlab-system.
+namespace=roadlab-chart-lint
+helm template roadlab "$chart" --namespace "$namespace" --include-crds >"$rendered/default.yaml"
+helm template roadlab "$chart" --namespace "$namespace" --set "$all_on" >"$rendered/all-on.yaml"
 # ServiceMonitor and PrometheusRule are prometheus-operator's kinds, not served here.
 kubeconform -strict -summary -skip ServiceMonitor,PrometheusRule \
   -schema-location "$schemas/{{.ResourceKind}}{{.KindSuffix}}.json" "$rendered"/*.yaml
+kubectl --kubeconfig "$kubeconfig" create namespace "$namespace" --dry-run=client -o yaml |
+  kubectl --kubeconfig "$kubeconfig" apply -f - >/dev/null
+trap 'rm -rf "$rendered"; kubectl --kubeconfig "$kubeconfig" delete namespace "$namespace" --wait=false >/dev/null 2>&1 || true' EXIT
 kubectl --kubeconfig "$kubeconfig" apply --server-side --force-conflicts --dry-run=server \
   -f "$rendered/default.yaml" >/dev/null
 echo "chart: helm lint --strict, kubeconform and a server-side dry run passed"
