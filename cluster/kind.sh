@@ -3,6 +3,7 @@
 # metrics-server, and the project's images loaded. Prints the kubeconfig path.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$CLUSTER_DIR/metrics-server.sh"
+source "$CLUSTER_DIR/istio-crds.sh"
 KIND_VERSION=v0.33.0
 KIND_KUBECONFIG=$CACHE_DIR/kind-roadlab.kubeconfig
 
@@ -18,5 +19,7 @@ kind get kubeconfig --name roadlab >"$KIND_KUBECONFIG"
 command -v kubectl >/dev/null || die "kubectl is needed to install metrics-server on kind"
 install_metrics_server "$METRICS_SERVER_UPSTREAM_IMAGE" IfNotPresent --kubelet-insecure-tls \
   kubectl --kubeconfig "$KIND_KUBECONFIG"
+# Istio's CRDs from the same pinned module (a real mesh: `istioctl install` instead).
+install_istio_crds kubectl --kubeconfig "$KIND_KUBECONFIG"
 "$CLUSTER_DIR/project-images.sh" kind >&2
 echo "$KIND_KUBECONFIG"

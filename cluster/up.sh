@@ -4,6 +4,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$CLUSTER_DIR/images.sh"
 source "$CLUSTER_DIR/pki.sh"
 source "$CLUSTER_DIR/metrics-server.sh"
+source "$CLUSTER_DIR/istio-crds.sh"
 
 [[ $EUID -eq 0 ]] || die "the local cluster needs root (containers, iptables, mounts)"
 
@@ -178,6 +179,8 @@ start_addons() {
   kubectl_local -n kube-system rollout status deployment/coredns --timeout=180s >/dev/null
   # metrics-server: `kubectl top` and HorizontalPodAutoscalers (the hpa lab) need it.
   install_metrics_server "$METRICS_SERVER_IMAGE" Never "$METRICS_SERVER_KUBELET_CA" kubectl_local
+  # Istio's CRDs: the istio lab's prerequisite (its API only; no mesh runs here).
+  install_istio_crds kubectl_local
 }
 
 main() {

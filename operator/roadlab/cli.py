@@ -401,7 +401,7 @@ def format_catalog(catalog: Mapping[str, LabDefinition]) -> str:
             definition.title,
             definition.difficulty,
             f"{definition.duration}m",
-            ",".join(p.name for p in definition.prerequisites) or NO_VALUE,
+            ",".join(p.name for p in definition.required_prerequisites) or NO_VALUE,
             str(len(definition.tasks)),
         ]
         for definition in sorted(catalog.values(), key=lambda d: d.id)
@@ -419,8 +419,8 @@ def format_catalog_entry(definition: LabDefinition) -> str:
     if definition.description:
         lines += ["", "Description:", *_indent(definition.description, "  ")]
     lines += ["", "Prerequisites:"]
-    if definition.prerequisites:
-        for prerequisite in definition.prerequisites:
+    if definition.required_prerequisites:
+        for prerequisite in definition.required_prerequisites:
             about = f": {prerequisite.description}" if prerequisite.description else ""
             lines.append(f"  {prerequisite.name} ({prerequisite.served_key}){about}")
     else:

@@ -83,8 +83,11 @@ def _meta(name: str, lab_name: str, component: str, namespace: str | None) -> di
     return meta
 
 
-def namespace_manifest(lab_name: str, learner: str, pod_security: str) -> dict[str, Any]:
-    """The lab Namespace, with Pod Security Admission enforcing the lab's level."""
+def namespace_manifest(
+    lab_name: str, learner: str, pod_security: str, learner_labels: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The lab Namespace, with Pod Security Admission enforcing the lab's level, and the list
+    of labels its learner may set (enforced by the chart's admission policy)."""
     if pod_security not in ("restricted", "baseline"):
         raise ValueError(f"unsupported Pod Security level {pod_security!r}")
     metadata = _meta(naming.namespace_for(lab_name), lab_name, naming.COMPONENT_NAMESPACE, None)
@@ -92,6 +95,8 @@ def namespace_manifest(lab_name: str, learner: str, pod_security: str) -> dict[s
         metadata["labels"][f"pod-security.kubernetes.io/{mode}"] = pod_security
         metadata["labels"][f"pod-security.kubernetes.io/{mode}-version"] = "latest"
     metadata["annotations"] = {naming.ANNOTATION_LEARNER: learner}
+    if learner_labels:
+        metadata["annotations"][naming.ANNOTATION_LEARNER_LABELS] = ",".join(learner_labels)
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}
 
 
@@ -187,11 +192,28 @@ def check_learner_rules(rules: Sequence[PolicyRule]) -> None:
 
 
 def learner_role(
-    lab_name: str, namespace: str, extra_rules: Sequence[PolicyRule] = ()
+    lab_name: str,
+    namespace: str,
+    extra_rules: Sequence[PolicyRule] = (),
+    may_label_namespace: bool = False,
 ) -> dict[str, Any]:
-    """The learner's Role: exercise objects read/write, guardrails read-only, RBAC nothing."""
+    """The learner's Role: exercise objects read/write, guardrails read-only, RBAC nothing.
+
+    With may_label_namespace, the learner may also patch their own Namespace (a RoleBinding
+    reaches the Namespace object of its own namespace); the admission policy then allows
+    only the lab's learner labels to change.
+    """
     check_learner_rules(extra_rules)
     extra = [rule.model_dump(by_alias=True, exclude_none=True, mode="json") for rule in extra_rules]
+    if may_label_namespace:
+        extra.append(
+            {
+                "apiGroups": [""],
+                "resources": ["namespaces"],
+                "resourceNames": [namespace],
+                "verbs": ["get", "patch"],
+            }
+        )
     return {
         "apiVersion": f"{_RBAC_GROUP}/v1",
         "kind": "Role",
@@ -258,12 +280,19 @@ def all_guardrail_objects(
     """
     namespace = naming.namespace_for(lab_name)
     return [
-        namespace_manifest(lab_name, learner, environment.pod_security),
+        namespace_manifest(
+            lab_name, learner, environment.pod_security, environment.learner_namespace_labels
+        ),
         resource_quota(lab_name, namespace, environment.quota),
         limit_range(lab_name, namespace, environment.limit_range),
         *network_policies(lab_name, namespace, operator_namespace),
         learner_service_account(lab_name, namespace),
-        learner_role(lab_name, namespace, environment.learner_rules),
+        learner_role(
+            lab_name,
+            namespace,
+            environment.learner_rules,
+            may_label_namespace=bool(environment.learner_namespace_labels),
+        ),
         learner_role_binding(lab_name, namespace, learner),
         checker_role_binding(lab_name, namespace, operator_namespace),
     ]

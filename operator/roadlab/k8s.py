@@ -136,6 +136,15 @@ class KubeApi:
             raise
         return any(r.name == resource for r in listing.resources)
 
+    def object_exists(self, api_version: str, resource: str, name: str) -> bool:
+        """Whether the cluster-scoped object `resource`/`name` exists (False if not served)."""
+        try:
+            kind = self.dynamic.resources.get(api_version=api_version, name=resource)
+            kind.get(name=name)
+        except (NotFoundError, ResourceNotFoundError):
+            return False
+        return True
+
     def namespace_phase(self, name: str) -> str | None:
         """ "Active", "Terminating", or None when the namespace is gone."""
         try:

@@ -13,6 +13,7 @@ from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -28,6 +29,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from roadlab.durations import format_duration, parse_duration, parse_timestamp
+from roadlab.naming import LEARNER_NAMESPACE_POLICY
 
 # Patterns are shared with crds/lab.yaml; tests check that both say the same thing.
 LAB_ID_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$"
@@ -209,18 +211,71 @@ def served_resource_key(api_group: str, api_version: str, resource: str) -> str:
     return f"{prefix}{api_version}/{resource}"
 
 
+ObjectName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")]
+
+
 class Prerequisite(CatalogModel):
-    """An API resource the cluster must serve for the lab to work (e.g. metrics or Istio)."""
+    """An API resource the cluster must serve for the lab to work (e.g. metrics or Istio),
+    or, with objectName, one cluster-scoped object of it that must exist."""
 
     name: Annotated[str, StringConstraints(min_length=1)]
     description: str = ""
     api_group: str = ""  # "" is the core group
     api_version: Annotated[str, StringConstraints(min_length=1)]
     resource: Annotated[str, StringConstraints(min_length=1)]
+    object_name: ObjectName | None = None
+
+    @property
+    def group_version(self) -> str:
+        return f"{self.api_group}/{self.api_version}" if self.api_group else self.api_version
 
     @property
     def served_key(self) -> str:
-        return served_resource_key(self.api_group, self.api_version, self.resource)
+        key = served_resource_key(self.api_group, self.api_version, self.resource)
+        return f"{key}/{self.object_name}" if self.object_name else key
+
+
+# Labels a learner may never be allowed to set on their namespace: Pod Security, Roadlab's
+# own, and Kubernetes' reserved prefixes.
+_RESERVED_LABEL_PREFIXES = (
+    "pod-security.kubernetes.io/",
+    "roadlab.dev/",
+    "kubernetes.io/",
+    "k8s.io/",
+)
+_LABEL_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+
+
+def _learner_label_key(value: str) -> str:
+    if len(value) > 253 or not _LABEL_KEY.match(value):
+        raise ValueError(f"{value!r} is not a valid label key")
+    if (
+        value.startswith(_RESERVED_LABEL_PREFIXES)
+        or "kubernetes.io/" in value
+        or "k8s.io/" in value
+    ):
+        raise ValueError(f"label {value!r} is reserved: learners may not set it")
+    return value
+
+
+LearnerLabelKey = Annotated[str, AfterValidator(_learner_label_key)]
+
+# The admission policy without which a learner could relabel their namespace at will: a lab
+# that lets learners set namespace labels requires it (the Helm chart installs it).
+LEARNER_NAMESPACE_POLICY_PREREQUISITE = Prerequisite(
+    name="learner-namespace-policy",
+    description=(
+        "the ValidatingAdmissionPolicy that limits a learner's changes of their lab Namespace "
+        "to the labels the lab allows (installed by the Roadlab Helm chart)"
+    ),
+    api_group="admissionregistration.k8s.io",
+    api_version="v1",
+    resource="validatingadmissionpolicybindings",
+    object_name=LEARNER_NAMESPACE_POLICY,
+)
 
 
 def _json_type(value: object) -> str:
@@ -388,6 +443,8 @@ class EnvironmentDef(CatalogModel):
     limit_range: LimitRangeDef = Field(default_factory=LimitRangeDef)
     templates: list[str] = Field(default_factory=list)
     learner_rules: list[PolicyRule] = Field(default_factory=list)
+    # Labels of the lab Namespace the learner may set (e.g. istio-injection), and only those.
+    learner_namespace_labels: list[LearnerLabelKey] = Field(default_factory=list, max_length=8)
 
     @field_validator("quota", mode="before")
     @classmethod
@@ -456,6 +513,16 @@ class LabDefinition(CatalogModel):
         if duplicates:
             raise ValueError(f"duplicate task ids: {duplicates}")
         return self
+
+    @property
+    def required_prerequisites(self) -> list[Prerequisite]:
+        """The declared prerequisites, plus those the environment's own features imply."""
+        implied = (
+            [LEARNER_NAMESPACE_POLICY_PREREQUISITE]
+            if self.environment.learner_namespace_labels
+            else []
+        )
+        return [*self.prerequisites, *implied]
 
     @property
     def template_sources(self) -> dict[str, str]:

@@ -22,6 +22,10 @@ LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "roadlab"
 # Learner ids may contain "@", which label values may not, so the learner goes in an annotation.
 ANNOTATION_LEARNER = f"{GROUP}/learner"
+# The namespace labels a lab lets its learner set (comma-separated), read by the admission
+# policy below, which refuses every other change a learner makes to the lab Namespace.
+ANNOTATION_LEARNER_LABELS = f"{GROUP}/learner-labels"
+LEARNER_NAMESPACE_POLICY = "roadlab-learner-namespace-labels"
 
 COMPONENT_NAMESPACE = "namespace"
 COMPONENT_GUARDRAIL = "guardrail"

@@ -241,7 +241,7 @@ def plan_lab(  # noqa: PLR0917 - one flat call from the reconcile handler
         return fail(status, cond.REASON_INVALID_PARAMETERS, str(exc), **context)
     context["parameters"] = parameters
 
-    missing = [p for p in definition.prerequisites if p.served_key not in served_resources]
+    missing = [p for p in definition.required_prerequisites if p.served_key not in served_resources]
     if missing:
         listed = ", ".join(f"{p.name} ({p.served_key})" for p in missing)
         return fail(

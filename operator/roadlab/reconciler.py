@@ -53,17 +53,17 @@ class Outcome:
 
 
 def served_prerequisites(api: KubeApi, definition: LabDefinition | None) -> set[str]:
-    """The lab's prerequisites that the cluster serves (one discovery call each)."""
+    """The lab's prerequisites that the cluster serves (one discovery call or read each)."""
     if definition is None:
         return set()
     served = set()
-    for prerequisite in definition.prerequisites:
-        group_version = (
-            f"{prerequisite.api_group}/{prerequisite.api_version}"
-            if prerequisite.api_group
-            else prerequisite.api_version
-        )
-        if api.serves(group_version, prerequisite.resource):
+    for prerequisite in definition.required_prerequisites:
+        group_version, resource = prerequisite.group_version, prerequisite.resource
+        if prerequisite.object_name is None:
+            present = api.serves(group_version, resource)
+        else:
+            present = api.object_exists(group_version, resource, prerequisite.object_name)
+        if present:
             served.add(prerequisite.served_key)
     return served
 

@@ -105,3 +105,11 @@ def labs(api: client.ApiClient, operator: OperatorProcess) -> Iterator[Labs]:
     labs = Labs(api)
     yield labs
     labs.cleanup()
+
+
+@pytest.fixture(scope="module")
+def labs_module(api: client.ApiClient, operator: OperatorProcess) -> Iterator[Labs]:
+    """Labs shared by a module's tests (e.g. two tenants probed by many checks)."""
+    labs = Labs(api)
+    yield labs
+    labs.cleanup()

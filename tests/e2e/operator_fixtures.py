@@ -44,6 +44,7 @@ def install_crd_and_prereqs(kubeconfig: str) -> None:
     rbac = run(
         "helm", "template", "roadlab", str(REPO / "charts" / "roadlab"),
         "--namespace", OPERATOR_NAMESPACE, "--show-only", "templates/rbac.yaml",
+        "--show-only", "templates/lab-policies.yaml",
     )  # fmt: skip
     run(*kubectl, "apply", "--server-side", "-f", "-", stdin=rbac)
 

@@ -26,12 +26,13 @@ CHECK_TIMEOUT_SECONDS = 300
 class Phases:
     """Wall-clock time of each phase, printed as they end (visible with pytest -s)."""
 
-    def __init__(self) -> None:
+    def __init__(self, label: str = "hpa lab") -> None:
+        self.label = label
         self.started = self.last = time.monotonic()
 
     def done(self, what: str) -> None:
         now = time.monotonic()
-        print(f"[hpa lab] {what}: {now - self.last:.1f} s (total {now - self.started:.1f} s)")
+        print(f"[{self.label}] {what}: {now - self.last:.1f} s (total {now - self.started:.1f} s)")
         self.last = now
 
 

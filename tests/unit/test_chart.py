@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from roadlab import naming
 from roadlab.guardrails import learner_role
 from roadlab.models import LabDefinition
 
@@ -43,7 +44,12 @@ def test_operator_holds_every_permission_it_grants_learners(
     # RBAC escalation prevention: the operator cannot grant what it does not hold.
     operator = cluster_role("roadlab-operator")
     for definition in catalog.values():
-        role = learner_role("x", "lab-x", definition.environment.learner_rules)
+        role = learner_role(
+            "x",
+            "lab-x",
+            definition.environment.learner_rules,
+            may_label_namespace=bool(definition.environment.learner_namespace_labels),
+        )
         missing = [
             (group, resource, verb)
             for rule in role["rules"]
@@ -60,3 +66,32 @@ def test_checker_cannot_read_secrets_or_write_anything() -> None:
     assert not allows(checker, "", "secrets", "get")
     for rule in checker:
         assert set(rule["verbs"]) <= {"get", "list", "watch"}, rule
+
+
+def test_learner_namespace_policy_matches_the_operator() -> None:
+    policy, binding = chart_documents("lab-policies.yaml")[:2]
+    assert policy["kind"] == "ValidatingAdmissionPolicy"
+    assert policy["metadata"]["name"] == naming.LEARNER_NAMESPACE_POLICY
+    assert binding["metadata"]["name"] == naming.LEARNER_NAMESPACE_POLICY
+    assert binding["spec"]["policyName"] == naming.LEARNER_NAMESPACE_POLICY
+    assert binding["spec"]["validationActions"] == ["Deny"]
+    assert policy["spec"]["failurePolicy"] == "Fail"
+    # It reads the annotation the operator writes, on Namespaces labelled as Roadlab's.
+    editable = policy["spec"]["variables"][0]["expression"]
+    assert f"'{naming.ANNOTATION_LEARNER_LABELS}'" in editable
+    selector = policy["spec"]["matchConstraints"]["objectSelector"]["matchExpressions"]
+    assert selector == [{"key": naming.LABEL_LAB, "operator": "Exists"}]
+    # The operator may read the binding (its prerequisite check) and nothing else of it.
+    rules = [
+        rule
+        for rule in cluster_role("roadlab-operator")
+        if "admissionregistration.k8s.io" in rule["apiGroups"]
+    ]
+    assert rules == [
+        {
+            "apiGroups": ["admissionregistration.k8s.io"],
+            "resources": ["validatingadmissionpolicybindings"],
+            "verbs": ["get"],
+            "resourceNames": [naming.LEARNER_NAMESPACE_POLICY],
+        }
+    ]

@@ -182,3 +182,41 @@ def test_all_guardrail_objects_order_and_labels() -> None:
         assert obj["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "roadlab"
     names = [(o["kind"], o["metadata"]["name"]) for o in objects]
     assert len(set(names)) == len(names)
+
+
+def test_namespace_labels_the_learner_may_set() -> None:
+    environment = EnvironmentDef.model_validate({"learnerNamespaceLabels": ["istio-injection"]})
+    objects = guardrails.all_guardrail_objects("lab1", "alice", environment)
+    namespace, role = objects[0], next(o for o in objects if o["kind"] == "Role")
+    annotations = namespace["metadata"]["annotations"]
+    assert annotations[naming.ANNOTATION_LEARNER_LABELS] == "istio-injection"
+    assert {
+        "apiGroups": [""],
+        "resources": ["namespaces"],
+        "resourceNames": ["lab-lab1"],
+        "verbs": ["get", "patch"],
+    } in role["rules"]
+
+
+def test_no_namespace_rights_without_learner_labels() -> None:
+    objects = guardrails.all_guardrail_objects("lab1", "alice", EnvironmentDef())
+    role = next(o for o in objects if o["kind"] == "Role")
+    assert naming.ANNOTATION_LEARNER_LABELS not in objects[0]["metadata"]["annotations"]
+    assert not any("namespaces" in rule["resources"] for rule in role["rules"])
+
+
+@pytest.mark.parametrize(
+    "label",
+    [
+        "pod-security.kubernetes.io/enforce",
+        "roadlab.dev/lab",
+        "kubernetes.io/metadata.name",
+        "node-role.kubernetes.io/x",
+        "x.k8s.io/y",
+        "bad label",
+        "-x",
+    ],
+)
+def test_reserved_or_invalid_learner_labels_are_refused(label: str) -> None:
+    with pytest.raises(ValueError, match=r"reserved|valid label"):
+        EnvironmentDef.model_validate({"learnerNamespaceLabels": [label]})

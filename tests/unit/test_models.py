@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from roadlab.models import (
     DEFAULT_QUOTA,
+    LEARNER_NAMESPACE_POLICY_PREREQUISITE,
     Condition,
     EnvironmentDef,
     LabDefinition,
@@ -272,3 +273,18 @@ def test_lab_definition_without_tasks_is_a_playground() -> None:
 def test_lab_definition_rejects(extra: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         LabDefinition.model_validate(definition(**extra))
+
+
+def test_learner_namespace_labels_imply_the_admission_policy_prerequisite() -> None:
+    base = {"id": "x", "title": "X", "difficulty": "beginner", "duration": 5}
+    plain = LabDefinition.model_validate(base)
+    assert plain.required_prerequisites == []
+    labelled = LabDefinition.model_validate(
+        {**base, "environment": {"learnerNamespaceLabels": ["istio-injection"]}}
+    )
+    assert labelled.required_prerequisites == [LEARNER_NAMESPACE_POLICY_PREREQUISITE]
+    key = LEARNER_NAMESPACE_POLICY_PREREQUISITE.served_key
+    assert key == (
+        "admissionregistration.k8s.io/v1/validatingadmissionpolicybindings/"
+        "roadlab-learner-namespace-labels"
+    )

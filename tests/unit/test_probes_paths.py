@@ -274,3 +274,40 @@ def test_compare_and_as_text() -> None:
     assert as_text(None) == "null"
     assert as_text(3) == "3"
     assert as_text({"b": 1, "a": [1]}) == '{"a":[1],"b":1}'
+
+
+VIRTUAL_SERVICE = {
+    "spec": {
+        "http": [
+            {
+                "route": [
+                    {"destination": {"host": "reviews", "subset": "v1"}, "weight": 90},
+                    {"destination": {"host": "reviews", "subset": "v2"}, "weight": 10},
+                    {"destination": "not-a-map", "weight": 0},
+                ]
+            }
+        ]
+    }
+}
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("spec.http[0].route[destination.subset=v2].weight", 10),
+        ("spec.http[0].route[destination.subset=v1].weight", 90),
+        ("spec.http[0].route[destination.subset=v3].weight", MISSING),
+        ("spec.http[0].route[destination.host.deeper=x]", MISSING),
+    ],
+)
+def test_resolve_match_on_a_dotted_field(path: str, value: object) -> None:
+    found = resolve(VIRTUAL_SERVICE, path)
+    assert found == value if value is not MISSING else found is MISSING
+
+
+def test_parse_match_on_a_dotted_field() -> None:
+    assert parse_path("route[destination.subset=v2].weight") == (
+        Key("route"),
+        Match("destination.subset", "v2"),
+        Key("weight"),
+    )

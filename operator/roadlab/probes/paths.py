@@ -6,7 +6,8 @@
     metadata.labels["istio-injection"]        (keys containing dots or other specials)
 
 A segment is a bare key (anything but . [ ] " '), or a bracket: [N] list index,
-["key"] / ['key'] map key, [field=value] the first list element whose field equals value.
+["key"] / ['key'] map key, [field=value] the first list element whose field equals value;
+the field may be a dotted path of bare keys: route[destination.subset=v2].weight.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ Segment: TypeAlias = Key | Index | Match
 _BARE = re.compile(r"[^.\[\]\"']+")
 _INDEX = re.compile(r"\[([0-9]{1,6})\]")
 _QUOTED = re.compile(r"\[(\"([^\"]*)\"|'([^']*)')\]")
-_MATCH = re.compile(r"\[([^.\[\]\"'=]+)=(\"([^\"]*)\"|'([^']*)'|([^\]\"']*))\]")
+_MATCH = re.compile(r"\[([^.\[\]\"'=]+(?:\.[^.\[\]\"'=]+)*)=(\"([^\"]*)\"|'([^']*)'|([^\]\"']*))\]")
 
 
 class PathError(ValueError):
@@ -118,13 +119,22 @@ def resolve(document: Any, path: str | tuple[Segment, ...]) -> Any:
                 return MISSING
             found = MISSING
             for item in current:
-                if isinstance(item, dict) and _as_text(item.get(segment.field)) == segment.value:
+                if _as_text(_field(item, segment.field)) == segment.value:
                     found = item
                     break
             if found is MISSING:
                 return MISSING
             current = found
     return current
+
+
+def _field(item: Any, dotted: str) -> Any:
+    """item[a][b] for "a.b", or None when a step is missing."""
+    for key in dotted.split("."):
+        if not isinstance(item, dict):
+            return None
+        item = item.get(key)
+    return item
 
 
 def _as_text(value: object) -> str | None:
