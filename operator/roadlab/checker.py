@@ -94,6 +94,16 @@ def _salvage_ids(raw: str | None) -> list[str]:
 
 # --- real I/O -------------------------------------------------------------------------------
 
+# Cluster DNS caches "no such name" (CoreDNS's cache plugin: up to 30 s by default), so a
+# Service the learner has just created may not resolve yet. A check waits that long for the
+# name of a Service that exists before it reports it unreachable.
+NEW_SERVICE_DNS_WAIT_SECONDS = 35.0
+NEW_SERVICE_DNS_RETRY_SECONDS = 2.0
+
+
+class NameResolutionError(ProbeHttpError):
+    """The URL's host name does not resolve."""
+
 
 def http_request(
     method: str,
@@ -128,7 +138,7 @@ def http_request(
         data = response.read(max_body)
         status = response.status
     except socket.gaierror as exc:
-        raise ProbeHttpError(
+        raise NameResolutionError(
             f"host {parts.hostname} does not resolve (no such Service?): {exc.strerror or exc}"
         ) from exc
     except ConnectionRefusedError as exc:
@@ -140,6 +150,14 @@ def http_request(
     finally:
         connection.close()
     return HttpResponse(status=status, body=data, seconds=time.perf_counter() - started)
+
+
+def lab_service_name(url: str, namespace: str) -> str | None:
+    """The Service a URL addresses in the lab namespace (<svc>.<ns>.svc.cluster.local)."""
+    host = urlsplit(url).hostname or ""
+    suffix = f".{namespace}.svc.cluster.local"
+    name = host[: -len(suffix)] if host.endswith(suffix) else ""
+    return name if name and "." not in name else None
 
 
 class HttpContextMixin:
@@ -192,6 +210,28 @@ class KubeProbeContext(HttpContextMixin):
             raise ProbeApiError(f"reading {what}: {describe_api_error(exc)}") from exc
         except (OSError, urllib3.exceptions.HTTPError) as exc:
             raise ProbeApiError(f"the Kubernetes API is unreachable: {exc}") from exc
+
+    def http(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 10,
+    ) -> HttpResponse:
+        give_up = time.monotonic() + NEW_SERVICE_DNS_WAIT_SECONDS
+        while True:
+            try:
+                return http_request(method, url, body=body, headers=headers, timeout=timeout)
+            except NameResolutionError:
+                service = lab_service_name(url, self.namespace)
+                if (
+                    service is None
+                    or time.monotonic() + NEW_SERVICE_DNS_RETRY_SECONDS > give_up
+                    or self.get_object("v1", "Service", service) is None
+                ):
+                    raise
+                time.sleep(NEW_SERVICE_DNS_RETRY_SECONDS)
 
     def get_object(self, api_version: str, kind: str, name: str) -> dict[str, Any] | None:
         result = self._read(

@@ -328,3 +328,80 @@ def test_probes_see_the_time_left_before_the_deadline(monkeypatch: pytest.Monkey
     runs = checker.run_tasks(parsed, FakeContext(), clock=lambda: next(ticks))
     assert [r.result.state for r in runs] == ["Passed", "Passed"]
     assert seen == [60.0, 30.0]
+
+
+@pytest.mark.parametrize(
+    ("url", "service"),
+    [
+        ("http://triton.lab-a.svc.cluster.local:8000/v2", "triton"),
+        ("http://triton.lab-b.svc.cluster.local:8000/v2", None),
+        ("http://a.b.lab-a.svc.cluster.local/", None),
+        ("http://example.com/", None),
+    ],
+)
+def test_lab_service_name(url: str, service: str | None) -> None:
+    assert checker.lab_service_name(url, "lab-a") == service
+
+
+class _ServiceApi:
+    """KubeApi's get, answering for the Services named at construction."""
+
+    def __init__(self, services: set[str]) -> None:
+        self.services = services
+        self.reads = 0
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Any:
+        self.reads += 1
+        return {"kind": kind, "metadata": {"name": name}} if name in self.services else None
+
+
+@pytest.mark.parametrize(("exists", "resolves_after"), [(True, 2), (False, None)])
+def test_a_new_service_gets_time_to_resolve(
+    monkeypatch: pytest.MonkeyPatch, exists: bool, resolves_after: int | None
+) -> None:
+    # Cluster DNS caches NXDOMAIN: a Service just created may not resolve for a while.
+    attempts: list[str] = []
+
+    def request(method: str, url: str, **_: Any) -> checker.HttpResponse:
+        attempts.append(url)
+        if resolves_after is None or len(attempts) <= resolves_after:
+            raise checker.NameResolutionError("host does not resolve")
+        return checker.HttpResponse(status=200, body=b"ok", seconds=0.01)
+
+    clock = iter(range(0, 1000, 1))
+    monkeypatch.setattr(checker, "http_request", request)
+    monkeypatch.setattr(checker.time, "sleep", lambda _: None)
+    monkeypatch.setattr(checker.time, "monotonic", lambda: float(next(clock)))
+    api = _ServiceApi({"web"} if exists else set())
+    context = checker.KubeProbeContext(api, "lab-a")  # type: ignore[arg-type]
+    url = "http://web.lab-a.svc.cluster.local:80/"
+    if exists:
+        assert context.http("GET", url).status == 200
+        assert len(attempts) == 3
+    else:
+        with pytest.raises(checker.NameResolutionError):
+            context.http("GET", url)
+        assert len(attempts) == 1  # no such Service: reported at once
+
+
+def test_a_service_that_never_resolves_is_reported_after_the_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    attempts: list[str] = []
+
+    def request(method: str, url: str, **_: Any) -> checker.HttpResponse:
+        attempts.append(url)
+        raise checker.NameResolutionError("host does not resolve")
+
+    now = [0.0]
+    monkeypatch.setattr(checker, "http_request", request)
+    monkeypatch.setattr(checker.time, "sleep", lambda s: now.__setitem__(0, now[0] + s))
+    monkeypatch.setattr(checker.time, "monotonic", lambda: now[0])
+    context = checker.KubeProbeContext(_ServiceApi({"web"}), "lab-a")  # type: ignore[arg-type]
+    with pytest.raises(checker.NameResolutionError):
+        context.http("GET", "http://web.lab-a.svc.cluster.local/")
+    assert now[0] <= checker.NEW_SERVICE_DNS_WAIT_SECONDS
+    # The first attempt, then one every retry interval within the wait.
+    assert len(attempts) == 1 + int(
+        checker.NEW_SERVICE_DNS_WAIT_SECONDS // checker.NEW_SERVICE_DNS_RETRY_SECONDS
+    )
