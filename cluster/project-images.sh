@@ -8,6 +8,8 @@ source "$CLUSTER_DIR/images.sh"
 TARGET=${1:-local}
 WEB_IMAGE=localhost/roadlab/web:0.1.0
 OPERATOR_IMAGE=localhost/roadlab/operator:0.1.0
+TRITON_IMAGE=localhost/roadlab/triton:0.1.0
+MLFLOW_IMAGE=localhost/roadlab/mlflow:0.1.0
 
 # go_binary_context SRC_DIR BINARY: a build context with the static binary beside the Dockerfile.
 go_binary_context() {
@@ -51,6 +53,14 @@ load() { # load NAME CONTEXT [DOCKERFILE (relative to CONTEXT) [BUILD ARGS...]]
   esac
 }
 
+# dir_context DIR: a copy of an image directory (build contexts must not be the repo itself).
+dir_context() {
+  local ctx
+  ctx=$(mktemp -d)
+  cp -r "$1/." "$ctx/"
+  echo "$ctx"
+}
+
 main() {
   local ctx args=()
   ctx=$(go_binary_context "$REPO_DIR/images/web" web)
@@ -70,6 +80,14 @@ main() {
     # Docker pulls the real debian:bookworm-slim and reads the repo root's .dockerignore.
     load "$OPERATOR_IMAGE" "$REPO_DIR" operator/Dockerfile "${args[@]}"
   fi
+  # The lab images: Triton (from the nvidia-pytriton wheel) and MLflow, on the same base.
+  local image dir
+  for image in "$TRITON_IMAGE" "$MLFLOW_IMAGE"; do
+    dir=$REPO_DIR/images/$(basename "${image%%:*}")
+    ctx=$(dir_context "$dir")
+    load "$image" "$ctx" Dockerfile "${args[@]}"
+    rm -rf "$ctx"
+  done
   log "project images built and loaded ($TARGET)"
 }
 
