@@ -17,7 +17,7 @@ from roadlab import checks, metrics, naming, reconciler
 from roadlab import conditions as cond
 from roadlab.catalog import load_catalog
 from roadlab.durations import parse_timestamp
-from roadlab.k8s import KubeApi, load_api_client
+from roadlab.k8s import KubeApi, count_requests, load_api_client
 from roadlab.models import LabDefinition, LabStatus
 from roadlab.plan import parse_status
 from roadlab.settings import Settings
@@ -81,7 +81,12 @@ def start(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) -> Non
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     catalog = load_catalog(config.catalog_dir)
-    _runtime = Runtime(config, KubeApi(load_api_client()), catalog)
+    api_client = load_api_client()
+    count_requests(
+        api_client,
+        lambda method, resource: metrics.KUBE_API_REQUESTS.labels(method, resource).inc(),
+    )
+    _runtime = Runtime(config, KubeApi(api_client), catalog)
     metrics.serve(config.metrics_port)
     logger.info("catalog %s: %s", config.catalog_dir, ", ".join(sorted(catalog)))
 

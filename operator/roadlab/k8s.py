@@ -11,7 +11,9 @@ import base64
 import json
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -44,6 +46,41 @@ def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
         config_file=kubeconfig
     )
     return api_client
+
+
+def request_resource(path: str) -> str:
+    """The resource (with subresource) an API path addresses, for counting requests:
+    /api/v1/namespaces/x/configmaps/y -> "configmaps", /apis/g/v/labs/x/status ->
+    "labs/status", discovery paths -> "discovery"."""
+    parts = [p for p in path.split("?", 1)[0].split("/") if p]
+    if parts[:1] == ["api"]:
+        rest = parts[2:]
+    elif parts[:1] == ["apis"] and len(parts) >= 3:
+        rest = parts[3:]
+    else:
+        return (
+            "discovery" if parts[:1] in (["api"], ["apis"], ["openapi"], ["version"]) else "other"
+        )
+    if not rest:
+        return "discovery"
+    if rest[0] == "namespaces" and len(rest) == 3 and rest[2] in ("status", "finalize"):
+        return f"namespaces/{rest[2]}"
+    if rest[0] == "namespaces" and len(rest) >= 3:
+        rest = rest[2:]  # a namespaced resource: drop namespaces/<name>
+    resource = rest[0]
+    return f"{resource}/{rest[2]}" if len(rest) >= 3 else resource
+
+
+def count_requests(api_client: client.ApiClient, count: Callable[[str, str], None]) -> None:
+    """Call count(method, resource) for every request the client sends (requests/metrics)."""
+    rest: Any = api_client.rest_client  # untyped in the client library
+    send = rest.request
+
+    def counted(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        count(method, request_resource(urlsplit(url).path))
+        return send(method, url, *args, **kwargs)
+
+    rest.request = counted
 
 
 class KubeApi:

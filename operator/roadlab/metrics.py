@@ -10,6 +10,12 @@ from prometheus_client import REGISTRY, Counter, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+KUBE_API_REQUESTS = Counter(
+    "roadlab_kube_api_requests",
+    "Requests roadlab's own client sent to the Kubernetes API (Kopf's watches and patches "
+    "not included), by method and resource",
+    ["method", "resource"],
+)
 RECONCILES = Counter(
     "roadlab_reconciles", "Lab reconciles by result (ok, retry, invalid, error)", ["result"]
 )
