@@ -43,6 +43,18 @@ bench: ## Benchmarks: provisioning (Labs to Ready vs direct creation) and check 
 	$(PYTHON) bench/provisioning.py
 	$(PYTHON) bench/checks.py
 
+.PHONY: bench-scale
+bench-scale: ## 200 Labs at once, then 1,000 held: latency, RSS, CPU, API requests per Lab
+	$(PYTHON) bench/scale.py
+
+.PHONY: bench-leaks
+bench-leaks: ## 100 create/validate/delete cycles: leftovers and operator memory
+	$(PYTHON) bench/leaks.py
+
+.PHONY: bench-chaos
+bench-chaos: ## SIGKILL the operator mid-provisioning; restart the API server and etcd
+	$(PYTHON) bench/chaos.py
+
 .PHONY: chart-lint
 chart-lint: ## helm lint --strict and kubeconform on the rendered chart
 	scripts/chart-lint.sh

@@ -149,6 +149,15 @@ class Labs:
             LAB_GROUP, LAB_VERSION, LAB_PLURAL, name, {"status": status}
         )
 
+    def exists(self, name: str) -> bool:
+        try:
+            self.get(name)
+        except client.ApiException as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
+
     def delete(self, name: str) -> None:
         try:
             self.objects.delete_cluster_custom_object(LAB_GROUP, LAB_VERSION, LAB_PLURAL, name)

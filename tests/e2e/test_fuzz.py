@@ -1,0 +1,158 @@
+"""Hostile input: generated Lab specs and parameters through the real API and operator.
+
+Every input must be refused by the API server (the CRD schema and its CEL rules) or be
+reported in the Lab's conditions with a reason; the operator must not crash; and nothing a
+Lab makes may land outside its own namespace (the check Jobs in the operator's namespace
+aside). ROADLAB_FUZZ_EXAMPLES sets the number of generated Labs (CI: 30).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from kubernetes import client
+from kubernetes.dynamic import DynamicClient
+
+from .lifecycle import CENSUS_KINDS, LAB_LABEL
+from .operator_fixtures import OPERATOR_NAMESPACE, Labs, OperatorProcess
+from .waiting import wait_until
+
+EXAMPLES = int(os.environ.get("ROADLAB_FUZZ_EXAMPLES", "30"))
+CATALOG_LABS = ["smoke", "light", "hpa", "istio", "triton", "mlflow"]
+KNOWN_REASONS = {
+    "Ready", "Provisioned", "Provisioning", "InvalidSpec", "UnknownLab", "InvalidParameters",
+    "PrerequisiteMissing", "RenderFailed", "ApplyFailed", "Expired", "WithinTTL",
+}  # fmt: skip
+
+# Payloads that would break out of a naive template: YAML structure, extra documents, Jinja
+# expressions and sandbox escapes, cluster-scoped objects, other namespaces.
+HOSTILE = [
+    "x\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: pwned}",
+    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "{% for x in range(10**9) %}x{% endfor %}",
+    "a: b\nnamespace: kube-system",
+    '"; kind: ClusterRoleBinding',
+    "${HOME}",
+    "' OR 1=1 --",
+    "\x00\x01\x7f",
+    "🙂" * 80,
+    "a" * 300,
+]
+
+# Any Unicode JSON can carry (lone surrogates cannot be encoded at all).
+characters = st.characters(exclude_categories=("Cs",))
+
+
+def text(max_size: int) -> st.SearchStrategy[str]:
+    return st.text(characters, max_size=max_size)
+
+
+scalars = st.one_of(
+    st.integers(min_value=-(2**63), max_value=2**63),
+    st.booleans(),
+    text(300),
+    st.sampled_from(HOSTILE),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.none(),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text(8), inner),
+    max_leaves=6,
+)
+parameter_names = st.one_of(
+    st.sampled_from(["replicas", "answer", "minReplicas", "maxReplicas", "targetCPU",
+                     "canaryWeight", "maxP95Ms", "experiment", "minRuns", "modelName"]),
+    text(70),
+)  # fmt: skip
+specs = st.fixed_dictionaries(
+    {
+        "lab": st.one_of(st.sampled_from(CATALOG_LABS), text(50)),
+        "learner": st.one_of(st.sampled_from(["alice", "bob@example.com"]), text(70)),
+    },
+    optional={
+        "ttl": st.one_of(st.sampled_from(["5m", "1h", "7d", "8d", "0m", "1m", "2h30m"]),
+                         text(40)),
+        "parameters": st.dictionaries(parameter_names, values, max_size=6),
+        "validation": st.fixed_dictionaries(
+            {}, optional={"intervalSeconds": st.integers(-5, 100000),
+                          "timeoutSeconds": st.integers(-5, 2000)}),
+        "unknownField": values,
+    },
+)  # fmt: skip
+
+
+def escaped(api: client.ApiClient, name: str) -> list[str]:
+    """Objects labelled for this Lab outside its namespace (check Jobs and pods excepted)."""
+    dynamic = DynamicClient(api)
+    found = []
+    for api_version, kind in CENSUS_KINDS:
+        resource = dynamic.resources.get(api_version=api_version, kind=kind)
+        items = resource.get(label_selector=f"{LAB_LABEL}={name}").to_dict().get("items") or []
+        for item in items:
+            meta = item["metadata"]
+            where = meta.get("namespace")
+            if kind == "Namespace" and meta["name"] == f"lab-{name}":
+                continue
+            if where == f"lab-{name}":
+                continue
+            if where == OPERATOR_NAMESPACE and kind in {"Job", "Pod"}:
+                continue
+            found.append(f"{kind} {where}/{meta['name']}")
+    return found
+
+
+def outcome(labs: Labs, name: str) -> dict[str, Any] | None:
+    """The Lab's Ready condition once the operator has handled it."""
+    status = labs.get(name).get("status") or {}
+    for condition in status.get("conditions") or []:
+        if condition["type"] == "Ready":
+            return dict(condition)
+    return None
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    derandomize=True,
+)
+@given(spec=specs)
+def test_generated_specs_are_refused_or_reported(
+    spec: dict[str, Any], labs: Labs, api: client.ApiClient, operator: OperatorProcess
+) -> None:
+    name = f"fuzz-{uuid.uuid4().hex[:8]}"
+    body = {
+        "apiVersion": "roadlab.dev/v1alpha1",
+        "kind": "Lab",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+    try:
+        labs.objects.create_cluster_custom_object("roadlab.dev", "v1alpha1", "labs", body)
+    except client.ApiException as error:
+        # Refused by the schema: a clear 4xx, never a server error.
+        assert error.status in {400, 422}, (error.status, error.body)
+        assert "Lab.roadlab.dev" in (error.body or "") or error.status == 400, error.body
+        return
+    labs.created.append(name)
+    try:
+        ready = wait_until(lambda: outcome(labs, name), f"a Ready condition on {name}", timeout=60)
+        assert ready["reason"] in KNOWN_REASONS, ready
+        if ready["status"] != "True":
+            assert ready["message"], ready
+        assert operator.alive(), "the operator process died"
+        assert escaped(api, name) == []
+    finally:
+        labs.delete(name)
+
+
+def test_operator_survived_the_fuzzing(operator: OperatorProcess) -> None:
+    if not operator.alive():
+        pytest.fail(f"the operator died; see {operator.log_path}")
+    assert "roadlab_reconciles_total" in operator.metrics()
