@@ -14,7 +14,13 @@ from pydantic import ValidationError
 from roadlab.guardrails import check_learner_rules
 from roadlab.models import LabDefinition, ParameterError, ParamValue
 from roadlab.probes import validate_check
-from roadlab.rendering import RenderError, check_template, render_context, render_data
+from roadlab.rendering import (
+    RenderError,
+    check_template,
+    evaluate_rule,
+    render_context,
+    render_data,
+)
 
 __all__ = [
     "LAB_FILE",
@@ -66,6 +72,21 @@ def _sample_parameters(definition: LabDefinition) -> dict[str, ParamValue]:
     return sample
 
 
+def _validate_parameter_rules(lab_file: Path, definition: LabDefinition) -> None:
+    """Rules compile, and the sample parameters (the defaults) satisfy them."""
+    sample = _sample_parameters(definition)
+    for rule in definition.parameter_rules:
+        try:
+            holds = evaluate_rule(rule.rule, sample)
+        except RenderError as exc:
+            raise CatalogError(f"{lab_file}: lab {definition.id!r}: {exc}") from exc
+        if not holds:
+            raise CatalogError(
+                f"{lab_file}: lab {definition.id!r}: the default parameters break the rule "
+                f"{rule.rule!r}"
+            )
+
+
 def _validate_checks(lab_file: Path, definition: LabDefinition) -> None:
     """Each task's probe exists and its args fit it, as rendered for sample parameters."""
     context = render_context(_sample_parameters(definition), definition.id, "learner", "lab-x")
@@ -99,6 +120,7 @@ def load_lab_definition(lab_dir: Path | str) -> LabDefinition:
         raise CatalogError(
             f"{lab_file}: id {definition.id!r} must equal the directory name {lab_dir.name!r}"
         )
+    _validate_parameter_rules(lab_file, definition)
     _validate_checks(lab_file, definition)
     try:
         check_learner_rules(definition.environment.learner_rules)
@@ -157,4 +179,12 @@ def resolve_parameters(
             raise ParameterError(
                 f"parameter {name!r} is required (no default), expected {declaration.expectation()}"
             )
+    for rule in definition.parameter_rules:
+        try:
+            holds = evaluate_rule(rule.rule, resolved)
+        except RenderError as exc:
+            raise ParameterError(str(exc)) from exc
+        if not holds:
+            values = ", ".join(f"{key}={value!r}" for key, value in resolved.items())
+            raise ParameterError(f"{rule.message} (parameters: {values})")
     return resolved

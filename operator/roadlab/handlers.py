@@ -224,7 +224,7 @@ async def tick_forever(interval: float, logger: kopf.Logger) -> None:
 @kopf.on.startup()
 async def start_ticker(logger: kopf.Logger, **_: Any) -> None:
     global _ticker  # noqa: PLW0603 - one ticker per operator process
-    interval = Settings.from_environment().expiry_check_seconds
+    interval = Settings.from_environment().tick_seconds
     _ticker = asyncio.create_task(tick_forever(interval, logger))
 
 

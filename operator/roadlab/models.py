@@ -480,6 +480,14 @@ class TaskDef(CatalogModel):
     check: CheckDef
 
 
+class ParameterRule(CatalogModel):
+    """A condition the parameters must meet together: a sandboxed Jinja expression over
+    `params`, e.g. "params.minReplicas < params.maxReplicas"."""
+
+    rule: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    message: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+
+
 class LabDefinition(CatalogModel):
     """labs/<id>/lab.yaml. Template file contents are attached by the catalog loader."""
 
@@ -492,6 +500,8 @@ class LabDefinition(CatalogModel):
     parameters: dict[ParamName, ParameterDef] = Field(
         default_factory=dict, max_length=MAX_PARAMETERS
     )
+    # Conditions across parameters (each parameter's own bounds are in `parameters`).
+    parameter_rules: list[ParameterRule] = Field(default_factory=list, max_length=16)
     environment: EnvironmentDef = Field(default_factory=EnvironmentDef)
     # An empty list makes a playground: an environment with nothing to check.
     tasks: list[TaskDef] = Field(default_factory=list)

@@ -96,6 +96,18 @@ def _render_scalar(text: str, context: Mapping[str, Any]) -> Any:
     return _ENV.from_string(text).render(context)
 
 
+def evaluate_rule(expression: str, params: Mapping[str, Any]) -> bool:
+    """A lab's parameter rule, evaluated in the sandbox over `params` (RenderError if it
+    does not compile or fails)."""
+    try:
+        value = _ENV.compile_expression(expression, undefined_to_none=False)(params=params)
+        return bool(value)  # an Undefined raises here
+    except jinja2.TemplateError as exc:
+        raise RenderError(f"parameter rule {expression!r}: {exc}") from exc
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        raise RenderError(f"parameter rule {expression!r}: {exc}") from exc
+
+
 def _render_node(node: Any, context: Mapping[str, Any], path: str) -> Any:
     try:
         if isinstance(node, str):

@@ -29,7 +29,7 @@ class Settings:
     operator_namespace: str
     metrics_port: int
     liveness_port: int
-    expiry_check_seconds: float
+    tick_seconds: float
     checker_image: str
 
     @property
@@ -46,6 +46,6 @@ class Settings:
             ),
             metrics_port=int(env.get("ROADLAB_METRICS_PORT", "9090")),
             liveness_port=int(env.get("ROADLAB_LIVENESS_PORT", "8080")),
-            expiry_check_seconds=float(env.get("ROADLAB_EXPIRY_CHECK_SECONDS", "30")),
+            tick_seconds=float(env.get("ROADLAB_TICK_SECONDS", "30")),
             checker_image=env.get("ROADLAB_CHECKER_IMAGE", DEFAULT_CHECKER_IMAGE),
         )

@@ -92,7 +92,7 @@ def operator(
     process = OperatorProcess(
         kubeconfig,
         tmp_path_factory.mktemp("operator"),
-        ROADLAB_EXPIRY_CHECK_SECONDS="3",
+        ROADLAB_TICK_SECONDS="3",
         ROADLAB_CATALOG=str(catalog),
     )
     process.start()

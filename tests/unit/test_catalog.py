@@ -259,3 +259,40 @@ def test_templated_check_args_are_validated_as_rendered(tmp_path: Path) -> None:
     )
     with pytest.raises(CatalogError, match=r"task 't1': check: args: at name: UndefinedError"):
         load_lab_definition(broken)
+
+
+RANGE_PARAMETERS = {
+    "low": {"type": "integer", "default": 1, "minimum": 0, "maximum": 9},
+    "high": {"type": "integer", "default": 4, "minimum": 0, "maximum": 9},
+}
+
+
+def test_parameter_rules_relate_parameters(tmp_path: Path) -> None:
+    rule = {"rule": "params.low < params.high", "message": "high must exceed low"}
+    definition = load_lab_definition(
+        write_lab(tmp_path, parameters=RANGE_PARAMETERS, parameterRules=[rule])
+    )
+    assert resolve_parameters(definition, {"low": 2, "high": 3}) == {"low": 2, "high": 3}
+    with pytest.raises(ParameterError, match=r"high must exceed low \(parameters: high=2, low=3\)"):
+        resolve_parameters(definition, {"low": 3, "high": 2})
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ("params.low > params.high", "the default parameters break the rule"),
+        ("params.low <", "parameter rule"),
+        ("params.nothing", "parameter rule"),
+    ],
+)
+def test_parameter_rules_are_checked_at_load(tmp_path: Path, rule: str, message: str) -> None:
+    lab_dir = write_lab(
+        tmp_path, parameters=RANGE_PARAMETERS, parameterRules=[{"rule": rule, "message": "m"}]
+    )
+    with pytest.raises(CatalogError, match=message):
+        load_lab_definition(lab_dir)
+
+
+def test_the_hpa_lab_refuses_crossed_bounds(catalog: dict[str, LabDefinition]) -> None:
+    with pytest.raises(ParameterError, match="maxReplicas must be greater than minReplicas"):
+        resolve_parameters(catalog["hpa"], {"minReplicas": 3, "maxReplicas": 2})
