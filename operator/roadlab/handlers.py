@@ -265,11 +265,7 @@ def record_check(job: Mapping[str, Any]) -> None:
     if collected.completed_now and started_at:
         elapsed = (now() - parse_timestamp(started_at)).total_seconds()
         metrics.TIME_TO_COMPLETE_SECONDS.labels(collected.lab_id).observe(elapsed)
-    metrics.LAB_STATES.set(
-        collected.lab["metadata"]["name"],
-        collected.lab_id,
-        "Completed" if collected.completed_now else "Ready",
-    )
+    metrics.LAB_STATES.set(collected.lab["metadata"]["name"], collected.lab_id, collected.lab_state)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={naming.LABEL_COMPONENT: naming.COMPONENT_CHECK})

@@ -239,6 +239,7 @@ class CheckCollected:
     transitions: list[cond.Transition]
     completed_now: bool
     seconds_since_request: float | None
+    lab_state: str  # conditions.lab_state of the status just written
 
 
 def collect_check(
@@ -302,4 +303,5 @@ def collect_check(
         transitions=cond.transitions(status.conditions, new_status.conditions),
         completed_now=not was_completed and cond.is_true(new_status.conditions, cond.COMPLETED),
         seconds_since_request=seconds,
+        lab_state=cond.lab_state(new_status.conditions),
     )
