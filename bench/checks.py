@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,6 +28,7 @@ from kubernetes import client  # noqa: E402
 from tests.e2e.operator_fixtures import Labs, OperatorProcess, install_crd_and_prereqs  # noqa: E402
 
 from bench.provisioning import kubeconfig  # noqa: E402
+from roadlab.durations import parse_timestamp  # noqa: E402
 from roadlab.k8s import load_api_client  # noqa: E402
 
 WEB_IMAGE = "localhost/roadlab/web:0.1.0"
@@ -77,6 +79,47 @@ def trivial_job_seconds(batch: client.BatchV1Api, namespace: str) -> float:
     return time.monotonic() - started
 
 
+PHASES = (
+    "Job created",
+    "pod created",
+    "checker container started",
+    "checker container finished",
+    "results in the Lab status",
+)
+
+
+def _at(value: object) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    return parse_timestamp(str(value)) if value else None
+
+
+def check_phases(
+    labs: Labs, batch: client.BatchV1Api, name: str, requested_at: datetime
+) -> dict[str, float]:
+    """Seconds from the request to each step of the run that answered it."""
+    last = (labs.get(name).get("status") or {}).get("lastCheck") or {}
+    core = client.CoreV1Api(batch.api_client)
+    moments: dict[str, datetime | None] = {"results in the Lab status": _at(last.get("finishedAt"))}
+    job_name = last.get("job")
+    if job_name:
+        job = batch.read_namespaced_job(job_name, "roadlab-system")
+        moments["Job created"] = job.metadata.creation_timestamp
+        pods = core.list_namespaced_pod("roadlab-system", label_selector=f"job-name={job_name}")
+        for pod in pods.items[:1]:
+            moments["pod created"] = pod.metadata.creation_timestamp
+            for status in pod.status.container_statuses or []:
+                terminated = status.state.terminated
+                if terminated:
+                    moments["checker container started"] = terminated.started_at
+                    moments["checker container finished"] = terminated.finished_at
+    return {
+        phase: (moment - requested_at).total_seconds()
+        for phase, moment in moments.items()
+        if moment is not None
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -93,10 +136,11 @@ def main() -> None:
         labs.create(name, learner="bench")
         wait(lambda: (labs.condition(name, "Ready") or {}).get("status") == "True")
         wait(lambda: (labs.get(name).get("status") or {}).get("lastCheck", {}).get("finishedAt"))
-        checks, jobs = [], []
+        checks, jobs, phases = [], [], []
         for _ in range(args.runs):
             token = f"bench-{time.time():.3f}"
             started = time.monotonic()
+            requested_at = datetime.now(UTC)
             labs.patch(name, {"metadata": {"annotations": {"roadlab.dev/check-requested": token}}})
 
             def written(token: str = token) -> bool:
@@ -105,6 +149,7 @@ def main() -> None:
 
             wait(written)
             checks.append(time.monotonic() - started)
+            phases.append(check_phases(labs, batch, name, requested_at))
             jobs.append(trivial_job_seconds(batch, "roadlab-system"))
     finally:
         labs.cleanup()
@@ -115,6 +160,12 @@ def main() -> None:
         median = statistics.median(values)
         print(f"{label:32} median {median:.2f} s (min {min(values):.2f}, max {max(values):.2f})")
     print(f"ratio: {check / floor:.2f}")
+    print("where a check's time goes (median seconds after the request; API timestamps are")
+    print("whole seconds):")
+    for phase in PHASES:
+        values = [p[phase] for p in phases if phase in p]
+        if values:
+            print(f"  {phase:34} {statistics.median(values):6.1f}")
 
 
 if __name__ == "__main__":
