@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from kubernetes import client
 from kubernetes.dynamic import DynamicClient
@@ -116,40 +116,66 @@ def outcome(labs: Labs, name: str) -> dict[str, Any] | None:
     return None
 
 
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    derandomize=True,
-)
-@given(spec=specs)
-def test_generated_specs_are_refused_or_reported(
-    spec: dict[str, Any], labs: Labs, api: client.ApiClient, operator: OperatorProcess
-) -> None:
+def try_lab(spec: dict[str, Any], labs: Labs, api: client.ApiClient, alive: Any) -> None:
+    """Create a Lab from spec: refused by the API with a 4xx, or reported with a reason."""
     name = f"fuzz-{uuid.uuid4().hex[:8]}"
-    body = {
-        "apiVersion": "roadlab.dev/v1alpha1",
-        "kind": "Lab",
-        "metadata": {"name": name},
-        "spec": spec,
-    }
+    body = {"apiVersion": "roadlab.dev/v1alpha1", "kind": "Lab", "metadata": {"name": name},
+            "spec": spec}  # fmt: skip
     try:
         labs.objects.create_cluster_custom_object("roadlab.dev", "v1alpha1", "labs", body)
     except client.ApiException as error:
         # Refused by the schema: a clear 4xx, never a server error.
         assert error.status in {400, 422}, (error.status, error.body)
         assert "Lab.roadlab.dev" in (error.body or "") or error.status == 400, error.body
+        event(f"refused by the API server ({error.status})")
         return
     labs.created.append(name)
     try:
         ready = wait_until(lambda: outcome(labs, name), f"a Ready condition on {name}", timeout=60)
         assert ready["reason"] in KNOWN_REASONS, ready
+        event(f"accepted: Ready={ready['status']} ({ready['reason']})")
         if ready["status"] != "True":
             assert ready["message"], ready
-        assert operator.alive(), "the operator process died"
+        assert alive(), "the operator process died"
         assert escaped(api, name) == []
     finally:
         labs.delete(name)
+
+
+FUZZ_SETTINGS = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    derandomize=True,
+)
+
+
+@FUZZ_SETTINGS
+@given(spec=specs)
+def test_generated_specs_are_refused_or_reported(
+    spec: dict[str, Any], labs: Labs, api: client.ApiClient, operator: OperatorProcess
+) -> None:
+    try_lab(spec, labs, api, operator.alive)
+
+
+# Specs that pass the schema (a well-formed lab id, learner and ttl), so that the
+# parameters and settings reach the operator, which must report what is wrong.
+admitted_specs = st.fixed_dictionaries(
+    {
+        "lab": st.sampled_from([*CATALOG_LABS, "no-such-lab"]),
+        "learner": st.sampled_from(["alice", "bob@example.com"]),
+        "ttl": st.sampled_from(["5m", "1h", "7d", "8d", "1m", "2h30m"]),
+        "parameters": st.dictionaries(parameter_names, values, max_size=4),
+    }
+)
+
+
+@FUZZ_SETTINGS
+@given(spec=admitted_specs)
+def test_hostile_parameters_are_reported_as_conditions(
+    spec: dict[str, Any], labs: Labs, api: client.ApiClient, operator: OperatorProcess
+) -> None:
+    try_lab(spec, labs, api, operator.alive)
 
 
 def test_operator_survived_the_fuzzing(operator: OperatorProcess) -> None:
