@@ -139,6 +139,15 @@ def operator_chaos(args: argparse.Namespace, api: client.ApiClient, path: str) -
         missing = converged_checks(labs, requested)
         print(f"[chaos] last requested check with results: {len(requested) - len(missing)}/"
               f"{len(requested)} smoke Labs {missing or ''}")  # fmt: skip
+        for name in missing:
+            body = labs.get(name)
+            jobs = batch.list_namespaced_job(
+                OPERATOR_NAMESPACE, label_selector=f"roadlab.dev/lab={name}"
+            ).items
+            print(f"  {name}: requested {requested[name]}; annotation "
+                  f"{body['metadata'].get('annotations', {}).get('roadlab.dev/check-requested')}; "
+                  f"lastCheck {(body.get('status') or {}).get('lastCheck')}; jobs "
+                  f"{[(j.metadata.name, (j.metadata.annotations or {}).get('roadlab.dev/check-token'), j.status.succeeded, j.status.failed) for j in jobs]}")  # fmt: skip
         duplicates = duplicate_jobs(batch, prefix)
         print(f"[chaos] duplicate check Jobs (same Lab and request): {len(duplicates)} "
               f"{duplicates or ''}")  # fmt: skip

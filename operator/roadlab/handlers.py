@@ -63,6 +63,32 @@ def runtime() -> Runtime:
     return _runtime
 
 
+class StatusConflict(kopf.TemporaryError):
+    """The Lab changed while a handler worked from an older copy."""
+
+
+def write_status(body: Mapping[str, Any], status: Mapping[str, Any]) -> None:
+    """Merge-patch the Lab's status, only if the Lab is still the version the handler read.
+
+    Check results are written by another path (record_check) at any moment; a handler
+    working from an older copy must not write that copy's lastCheck or conditions back.
+    On a conflict the handler runs again with the current Lab.
+    """
+    if not status:
+        return
+    metadata = body["metadata"]
+    try:
+        runtime().api.patch_lab_status(
+            metadata["name"], dict(status), metadata.get("resourceVersion")
+        )
+    except ApiException as error:
+        if error.status == 409:
+            raise StatusConflict(
+                "the Lab changed meanwhile; again with its new version", delay=1
+            ) from error
+        raise
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 
@@ -95,7 +121,7 @@ def report(
     body: Mapping[str, Any], patch: MutableMapping[str, Any], outcome: reconciler.Outcome
 ) -> None:
     """Status, Events and metrics of one reconcile; then retry or give up as it says."""
-    patch.setdefault("status", {}).update(outcome.status_patch())
+    write_status(body, {**outcome.status_patch(), **patch.pop("status", {})})
     spec_lab = str((body.get("spec") or {}).get("lab", "unknown"))
     lab = as_body(body)
     for change in outcome.transitions:
@@ -131,17 +157,20 @@ def reconcile_and_report(body: Mapping[str, Any], patch: MutableMapping[str, Any
         rt.api, rt.catalog, body, now(), rt.settings.operator_namespace
     )
     if outcome.provisioned_now and not (body.get("status") or {}).get("lastCheck"):
-        # One run right after provisioning, so the tasks show what is left to do.
+        # One run right after provisioning, so the tasks show what is left to do (its
+        # lastCheck goes into the same status write, in `patch`).
         provisioned = {**body, "status": outcome.status_patch()}
         start_check(provisioned, patch, checks.INITIAL_TOKEN_PREFIX)
     report(body, patch, outcome)
 
 
 def start_check(
-    body: Mapping[str, Any], patch: MutableMapping[str, Any], token: str
+    body: Mapping[str, Any], patch: MutableMapping[str, Any], token: str, *, rerun: bool = False
 ) -> reconciler.CheckStart:
     rt = runtime()
-    started = reconciler.start_check(rt.api, rt.catalog, body, token, now(), rt.settings.checks)
+    started = reconciler.start_check(
+        rt.api, rt.catalog, body, token, now(), rt.settings.checks, rerun=rerun
+    )
     if started.status_patch:
         patch.setdefault("status", {}).update(started.status_patch)
     return started
@@ -164,6 +193,7 @@ def _expiry_due(status: LabStatus) -> bool:
 def check_requested(body: kopf.Body, patch: kopf.Patch, new: Any, **_: Any) -> None:
     if new:
         started = start_check(body, patch, str(new))
+        write_status(body, patch.pop("status", {}))
         if started.wait_reason:
             raise kopf.TemporaryError(started.wait_reason, delay=10)
 
@@ -194,6 +224,10 @@ def tick_lab(body: Mapping[str, Any]) -> None:
             )
             if job is not None:
                 record_check(job)
+            else:  # the Job went (deleted, or lost mid-start): the request gets a new run
+                log.info("lab %s: check job %s is gone; running it again",
+                         body["metadata"]["name"], status.last_check.job)  # fmt: skip
+                start_check(body, patch, status.last_check.token, rerun=True)
         else:
             spec = body.get("spec") or {}
             interval = int((spec.get("validation") or {}).get("intervalSeconds") or 0)
@@ -203,11 +237,9 @@ def tick_lab(body: Mapping[str, Any]) -> None:
             )
             if token:
                 start_check(body, patch, token)
+        write_status(body, patch.pop("status", {}))
     except (kopf.TemporaryError, kopf.PermanentError):
-        pass  # the status says why; the next tick tries again
-    finally:
-        if patch.get("status"):
-            rt.api.patch_lab_status(body["metadata"]["name"], patch["status"], None)
+        pass  # the status says why (or the Lab changed meanwhile); the next tick tries again
 
 
 async def tick_forever(interval: float, logger: kopf.Logger) -> None:

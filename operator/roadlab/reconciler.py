@@ -186,8 +186,13 @@ def start_check(  # noqa: PLR0917 - the handler's one call
     token: str,
     now: datetime,
     settings: CheckSettings,
+    *,
+    rerun: bool = False,
 ) -> CheckStart:
-    """Create the check Job for `token` (409: it exists already); one run per Lab at a time."""
+    """Create the check Job for `token` (409: it exists already); one run per Lab at a time.
+
+    rerun: the run for `token` was recorded as started but its Job is gone; make it again.
+    """
     status = parse_status(body.get("status"))
     if not cond.is_true(status.conditions, cond.PROVISIONED):
         return CheckStart(wait_reason="the lab is not provisioned yet")
@@ -199,7 +204,7 @@ def start_check(  # noqa: PLR0917 - the handler's one call
     if not definition.tasks:
         return CheckStart()  # nothing to check
     last = status.last_check
-    if last is not None and last.token == token:
+    if last is not None and last.token == token and not rerun:
         return CheckStart()  # this request already has its run
     if last is not None and last.state == "Running":
         job = api.get("batch/v1", "Job", last.job, settings.operator_namespace)
@@ -263,7 +268,12 @@ def collect_check(
         return None
     status = parse_status(lab.get("status"))
     last = status.last_check
-    if last is not None and last.job == job_name and last.finished_at is not None:
+    if last is None or last.job != job_name:
+        # Not the Lab's current run: an older Job (its events replay after a restart) must
+        # not overwrite a newer run. A run whose start was never recorded is started again
+        # from the still pending request, which records it.
+        return None
+    if last.finished_at is not None and last.state != "Running":
         return None  # already recorded: events for a finished Job repeat
     lab_id = str((lab.get("spec") or {}).get("lab"))
     definition = catalog.get(lab_id)
