@@ -102,6 +102,20 @@ def converged_checks(labs: Labs, requested: dict[str, str]) -> list[str]:
     return missing
 
 
+def describe_run(labs: Labs, batch: client.BatchV1Api, name: str, token: str) -> str:
+    """What a Lab whose last check has no results shows: its status and its Jobs."""
+    body = labs.get(name)
+    annotation = (body["metadata"].get("annotations") or {}).get("roadlab.dev/check-requested")
+    jobs = batch.list_namespaced_job(OPERATOR_NAMESPACE, label_selector=f"roadlab.dev/lab={name}")
+    seen = [
+        (j.metadata.name, (j.metadata.annotations or {}).get("roadlab.dev/check-token"),
+         j.status.succeeded, j.status.failed)
+        for j in jobs.items
+    ]  # fmt: skip
+    last = (body.get("status") or {}).get("lastCheck")
+    return f"  {name}: requested {token}; annotation {annotation}; lastCheck {last}; jobs {seen}"
+
+
 def duplicate_jobs(batch: client.BatchV1Api, prefix: str) -> list[str]:
     jobs = batch.list_namespaced_job(OPERATOR_NAMESPACE, label_selector="roadlab.dev/lab").items
     keys = collections.Counter(
@@ -140,14 +154,7 @@ def operator_chaos(args: argparse.Namespace, api: client.ApiClient, path: str) -
         print(f"[chaos] last requested check with results: {len(requested) - len(missing)}/"
               f"{len(requested)} smoke Labs {missing or ''}")  # fmt: skip
         for name in missing:
-            body = labs.get(name)
-            jobs = batch.list_namespaced_job(
-                OPERATOR_NAMESPACE, label_selector=f"roadlab.dev/lab={name}"
-            ).items
-            print(f"  {name}: requested {requested[name]}; annotation "
-                  f"{body['metadata'].get('annotations', {}).get('roadlab.dev/check-requested')}; "
-                  f"lastCheck {(body.get('status') or {}).get('lastCheck')}; jobs "
-                  f"{[(j.metadata.name, (j.metadata.annotations or {}).get('roadlab.dev/check-token'), j.status.succeeded, j.status.failed) for j in jobs]}")  # fmt: skip
+            print(describe_run(labs, batch, name, requested[name]))
         duplicates = duplicate_jobs(batch, prefix)
         print(f"[chaos] duplicate check Jobs (same Lab and request): {len(duplicates)} "
               f"{duplicates or ''}")  # fmt: skip
