@@ -44,6 +44,7 @@ from tests.e2e.operator_fixtures import (  # noqa: E402
     OPERATOR_NAMESPACE,
     Labs,
     OperatorProcess,
+    combined_catalog,
     install_crd_and_prereqs,
 )
 from tests.e2e.waiting import wait_until  # noqa: E402
@@ -54,12 +55,10 @@ STATE_DIR = Path(os.environ.get("ROADLAB_STATE", "/var/lib/roadlab-cluster"))
 SMOKE_SHARE = 5  # one Lab in five is a smoke Lab (check Jobs)
 
 
-def combined_catalog() -> Path:
-    catalog = Path(tempfile.mkdtemp())
-    for lab in [*(REPO / "labs").iterdir(), *(REPO / "tests" / "e2e" / "labs").iterdir()]:
-        if lab.is_dir():
-            (catalog / lab.name).symlink_to(lab)
-    return catalog
+def source_operator(kubeconfig_path: str) -> OperatorProcess:
+    """The operator from source, with the product's and the test labs' catalog."""
+    catalog = combined_catalog(Path(tempfile.mkdtemp()))
+    return OperatorProcess(kubeconfig_path, Path(tempfile.mkdtemp()), ROADLAB_CATALOG=str(catalog))
 
 
 def request_check(labs: Labs, name: str) -> str:
@@ -130,9 +129,7 @@ def duplicate_jobs(batch: client.BatchV1Api, prefix: str) -> list[str]:
 def operator_chaos(args: argparse.Namespace, api: client.ApiClient, path: str) -> bool:
     labs = Labs(api)
     batch = client.BatchV1Api(api)
-    operator = OperatorProcess(
-        path, Path(tempfile.mkdtemp()), ROADLAB_CATALOG=str(combined_catalog())
-    )
+    operator = source_operator(path)
     operator.start()
     prefix = f"chaos{uuid.uuid4().hex[:4]}"
     names = [f"{prefix}-{i}" for i in range(args.labs)]
@@ -181,9 +178,7 @@ def pid_of(component: str) -> int:
 
 def apiserver_chaos(api: client.ApiClient, path: str) -> bool:
     labs = Labs(api)
-    operator = OperatorProcess(
-        path, Path(tempfile.mkdtemp()), ROADLAB_CATALOG=str(combined_catalog())
-    )
+    operator = source_operator(path)
     operator.start()
     name = f"apichaos{uuid.uuid4().hex[:4]}"
     try:

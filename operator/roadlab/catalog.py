@@ -12,7 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from roadlab.guardrails import check_learner_rules
-from roadlab.models import LabDefinition, ParameterError, ParamValue
+from roadlab.models import LabDefinition, ParameterError, ParameterRule, ParamValue
 from roadlab.probes import validate_check
 from roadlab.rendering import (
     RenderError,
@@ -72,19 +72,27 @@ def _sample_parameters(definition: LabDefinition) -> dict[str, ParamValue]:
     return sample
 
 
+def broken_rule(
+    definition: LabDefinition, params: Mapping[str, ParamValue]
+) -> ParameterRule | None:
+    """The first parameter rule the values break, if any (RenderError if one fails)."""
+    for rule in definition.parameter_rules:
+        if not evaluate_rule(rule.rule, params):
+            return rule
+    return None
+
+
 def _validate_parameter_rules(lab_file: Path, definition: LabDefinition) -> None:
     """Rules compile, and the sample parameters (the defaults) satisfy them."""
-    sample = _sample_parameters(definition)
-    for rule in definition.parameter_rules:
-        try:
-            holds = evaluate_rule(rule.rule, sample)
-        except RenderError as exc:
-            raise CatalogError(f"{lab_file}: lab {definition.id!r}: {exc}") from exc
-        if not holds:
-            raise CatalogError(
-                f"{lab_file}: lab {definition.id!r}: the default parameters break the rule "
-                f"{rule.rule!r}"
-            )
+    try:
+        broken = broken_rule(definition, _sample_parameters(definition))
+    except RenderError as exc:
+        raise CatalogError(f"{lab_file}: lab {definition.id!r}: {exc}") from exc
+    if broken is not None:
+        raise CatalogError(
+            f"{lab_file}: lab {definition.id!r}: the default parameters break the rule "
+            f"{broken.rule!r}"
+        )
 
 
 def _validate_checks(lab_file: Path, definition: LabDefinition) -> None:
@@ -179,12 +187,11 @@ def resolve_parameters(
             raise ParameterError(
                 f"parameter {name!r} is required (no default), expected {declaration.expectation()}"
             )
-    for rule in definition.parameter_rules:
-        try:
-            holds = evaluate_rule(rule.rule, resolved)
-        except RenderError as exc:
-            raise ParameterError(str(exc)) from exc
-        if not holds:
-            values = ", ".join(f"{key}={value!r}" for key, value in resolved.items())
-            raise ParameterError(f"{rule.message} (parameters: {values})")
+    try:
+        broken = broken_rule(definition, resolved)
+    except RenderError as exc:
+        raise ParameterError(str(exc)) from exc
+    if broken is not None:
+        values = ", ".join(f"{key}={value!r}" for key, value in resolved.items())
+        raise ParameterError(f"{broken.message} (parameters: {values})")
     return resolved

@@ -102,9 +102,7 @@ def evaluate_rule(expression: str, params: Mapping[str, Any]) -> bool:
     try:
         value = _ENV.compile_expression(expression, undefined_to_none=False)(params=params)
         return bool(value)  # an Undefined raises here
-    except jinja2.TemplateError as exc:
-        raise RenderError(f"parameter rule {expression!r}: {exc}") from exc
-    except (TypeError, ValueError, ArithmeticError) as exc:
+    except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError) as exc:
         raise RenderError(f"parameter rule {expression!r}: {exc}") from exc
 
 

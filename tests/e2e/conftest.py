@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from .operator_fixtures import Labs, OperatorProcess, install_crd_and_prereqs
+from .operator_fixtures import Labs, OperatorProcess, combined_catalog, install_crd_and_prereqs
 
 REPO = Path(__file__).resolve().parents[2]
 WEB_IMAGE = "localhost/roadlab/web:0.1.0"
@@ -84,11 +84,7 @@ def crd(kubeconfig: str) -> None:
 def operator(
     kubeconfig: str, crd: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
-    # The product's catalog plus the test-only labs of tests/e2e/labs.
-    catalog = tmp_path_factory.mktemp("catalog")
-    for lab in [*(REPO / "labs").iterdir(), *(Path(__file__).parent / "labs").iterdir()]:
-        if lab.is_dir():
-            (catalog / lab.name).symlink_to(lab)
+    catalog = combined_catalog(tmp_path_factory.mktemp("catalog"))
     process = OperatorProcess(
         kubeconfig,
         tmp_path_factory.mktemp("operator"),

@@ -7,7 +7,7 @@ operator's memory over the cycles).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -38,21 +38,23 @@ CENSUS_KINDS = (
 )
 
 
-def leftovers(api: client.ApiClient, prefix: str) -> dict[str, list[str]]:
-    """Objects labelled for a Lab whose name starts with prefix, by kind; plus namespaces and
-    check Jobs found by name, in case a label was lost."""
+def census(api: client.ApiClient, label_selector: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(kind, metadata) of every object of CENSUS_KINDS that the label selector matches."""
     dynamic = DynamicClient(api)
-    found: dict[str, list[str]] = {}
     for api_version, kind in CENSUS_KINDS:
         resource = dynamic.resources.get(api_version=api_version, kind=kind)
-        items = resource.get(label_selector=LAB_LABEL).to_dict().get("items") or []
-        names = [
-            f"{i['metadata'].get('namespace', '')}/{i['metadata']['name']}".lstrip("/")
-            for i in items
-            if str(i["metadata"].get("labels", {}).get(LAB_LABEL, "")).startswith(prefix)
-        ]
-        if names:
-            found[kind] = names
+        for item in resource.get(label_selector=label_selector).to_dict().get("items") or []:
+            yield kind, item["metadata"]
+
+
+def leftovers(api: client.ApiClient, prefix: str) -> dict[str, list[str]]:
+    """Objects labelled for a Lab whose name starts with prefix, by kind; plus namespaces
+    found by name, in case a label was lost."""
+    found: dict[str, list[str]] = {}
+    for kind, meta in census(api, LAB_LABEL):
+        if str(meta.get("labels", {}).get(LAB_LABEL, "")).startswith(prefix):
+            where = f"{meta.get('namespace', '')}/{meta['name']}".lstrip("/")
+            found.setdefault(kind, []).append(where)
     core = client.CoreV1Api(api)
     stray = [
         n.metadata.name

@@ -49,6 +49,14 @@ def install_crd_and_prereqs(kubeconfig: str) -> None:
     run(*kubectl, "apply", "--server-side", "-f", "-", stdin=rbac)
 
 
+def combined_catalog(directory: Path) -> Path:
+    """The product's catalog plus the test-only labs of tests/e2e/labs, as symlinks."""
+    for lab in [*(REPO / "labs").iterdir(), *(REPO / "tests" / "e2e" / "labs").iterdir()]:
+        if lab.is_dir():
+            (directory / lab.name).symlink_to(lab)
+    return directory
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -16,9 +16,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from kubernetes import client
-from kubernetes.dynamic import DynamicClient
 
-from .lifecycle import CENSUS_KINDS, LAB_LABEL
+from .lifecycle import LAB_LABEL, census
 from .operator_fixtures import OPERATOR_NAMESPACE, Labs, OperatorProcess
 from .waiting import wait_until
 
@@ -89,21 +88,16 @@ specs = st.fixed_dictionaries(
 
 def escaped(api: client.ApiClient, name: str) -> list[str]:
     """Objects labelled for this Lab outside its namespace (check Jobs and pods excepted)."""
-    dynamic = DynamicClient(api)
     found = []
-    for api_version, kind in CENSUS_KINDS:
-        resource = dynamic.resources.get(api_version=api_version, kind=kind)
-        items = resource.get(label_selector=f"{LAB_LABEL}={name}").to_dict().get("items") or []
-        for item in items:
-            meta = item["metadata"]
-            where = meta.get("namespace")
-            if kind == "Namespace" and meta["name"] == f"lab-{name}":
-                continue
-            if where == f"lab-{name}":
-                continue
-            if where == OPERATOR_NAMESPACE and kind in {"Job", "Pod"}:
-                continue
-            found.append(f"{kind} {where}/{meta['name']}")
+    for kind, meta in census(api, f"{LAB_LABEL}={name}"):
+        where = meta.get("namespace")
+        if kind == "Namespace" and meta["name"] == f"lab-{name}":
+            continue
+        if where == f"lab-{name}":
+            continue
+        if where == OPERATOR_NAMESPACE and kind in {"Job", "Pod"}:
+            continue
+        found.append(f"{kind} {where}/{meta['name']}")
     return found
 
 
