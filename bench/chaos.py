@@ -41,6 +41,7 @@ from kubernetes import client  # noqa: E402
 from provisioning import kubeconfig, wait_all_ready  # noqa: E402
 from tests.e2e.lifecycle import leftovers, operator_jobs  # noqa: E402
 from tests.e2e.operator_fixtures import (  # noqa: E402
+    ANNOTATION_CHECK_REQUESTED,
     OPERATOR_NAMESPACE,
     Labs,
     OperatorProcess,
@@ -61,12 +62,6 @@ def source_operator(kubeconfig_path: str) -> OperatorProcess:
     return OperatorProcess(kubeconfig_path, Path(tempfile.mkdtemp()), ROADLAB_CATALOG=str(catalog))
 
 
-def request_check(labs: Labs, name: str) -> str:
-    token = f"{time.time():.3f}"
-    labs.patch(name, {"metadata": {"annotations": {"roadlab.dev/check-requested": token}}})
-    return token
-
-
 def kill_loop(
     operator: OperatorProcess, labs: Labs, smoke: list[str], kills: int
 ) -> dict[str, str]:
@@ -76,7 +71,7 @@ def kill_loop(
     for round_ in range(kills):
         time.sleep(rng.uniform(0.2, 4.0))
         for name in rng.sample(smoke, k=min(3, len(smoke))):
-            requested[name] = request_check(labs, name)
+            requested[name] = labs.request_check(name)
         operator.kill()
         print(f"  kill {round_ + 1}/{kills}: SIGKILL, restart", flush=True)
         time.sleep(rng.uniform(0.0, 1.0))
@@ -104,7 +99,7 @@ def converged_checks(labs: Labs, requested: dict[str, str]) -> list[str]:
 def describe_run(labs: Labs, batch: client.BatchV1Api, name: str, token: str) -> str:
     """What a Lab whose last check has no results shows: its status and its Jobs."""
     body = labs.get(name)
-    annotation = (body["metadata"].get("annotations") or {}).get("roadlab.dev/check-requested")
+    annotation = (body["metadata"].get("annotations") or {}).get(ANNOTATION_CHECK_REQUESTED)
     jobs = batch.list_namespaced_job(OPERATOR_NAMESPACE, label_selector=f"roadlab.dev/lab={name}")
     seen = [
         (j.metadata.name, (j.metadata.annotations or {}).get("roadlab.dev/check-token"),

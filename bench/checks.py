@@ -141,7 +141,7 @@ def main() -> None:
             token = f"bench-{time.time():.3f}"
             started = time.monotonic()
             requested_at = datetime.now(UTC)
-            labs.patch(name, {"metadata": {"annotations": {"roadlab.dev/check-requested": token}}})
+            labs.request_check(name, token)
 
             def written(token: str = token) -> bool:
                 last = (labs.get(name).get("status") or {}).get("lastCheck") or {}

@@ -76,6 +76,27 @@ def owner_reference(lab_body: Mapping[str, Any]) -> dict[str, Any]:
     return {**values, "controller": True, "blockOwnerDeletion": True}
 
 
+def holds(observed: Any, desired: Any) -> bool:
+    """Whether `observed` still has every field of `desired`, with the same values.
+
+    Extra fields are fine: defaults the API server filled in, status, labels others added
+    (a learner's istio-injection). A value the server normalised ("0.5" to "500m") reads
+    as a difference, which costs one no-op apply, never a loop: a no-op apply changes
+    nothing, so it sends no watch event.
+    """
+    if isinstance(desired, Mapping):
+        return isinstance(observed, Mapping) and all(
+            key in observed and holds(observed[key], value) for key, value in desired.items()
+        )
+    if isinstance(desired, list):
+        return (
+            isinstance(observed, list)
+            and len(observed) == len(desired)
+            and all(holds(o, d) for o, d in zip(observed, desired, strict=True))
+        )
+    return bool(observed == desired)
+
+
 def _meta(name: str, lab_name: str, component: str, namespace: str | None) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name, "labels": naming.labels(lab_name, component)}
     if namespace is not None:

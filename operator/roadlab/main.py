@@ -8,7 +8,10 @@ import os
 
 import kopf
 
-from roadlab import handlers  # noqa: F401 - registers the handlers with Kopf
+from roadlab import (
+    handlers,  # noqa: F401 - registers the handlers with Kopf
+    memory,
+)
 from roadlab.settings import Settings
 
 
@@ -39,6 +42,7 @@ def configure_logging(log_format: str) -> None:
 
 
 def main() -> None:
+    memory.limit_arenas()  # before Kopf starts any thread
     settings = Settings.from_environment()
     configure_logging(os.environ.get("ROADLAB_LOG_FORMAT", "plain"))
     kopf.run(

@@ -250,18 +250,12 @@ def plan_lab(  # noqa: PLR0917 - one flat call from the reconcile handler
         )  # fmt: skip
 
     try:
-        guardrails = all_guardrail_objects(
-            name, spec.learner, definition.environment, operator_namespace
-        )
+        guardrails = _guardrails(name, uid, spec, definition, operator_namespace)
         environment = render_environment(
             definition, parameters, lab_name=name, learner=spec.learner, namespace=namespace
         )
     except (RenderError, ValueError) as exc:
         return fail(status, cond.REASON_RENDER_FAILED, str(exc), **context)
-    lab_ref = {"apiVersion": naming.API_VERSION, "kind": naming.KIND}
-    guardrails[0]["metadata"]["ownerReferences"] = [
-        owner_reference({**lab_ref, "metadata": {"name": name, "uid": uid}})
-    ]
     objects = guardrails + environment
 
     if not cond.is_true(status.conditions, cond.PROVISIONED):
@@ -270,3 +264,48 @@ def plan_lab(  # noqa: PLR0917 - one flat call from the reconcile handler
             f"applying {len(objects)} objects", now, generation,
         )  # fmt: skip
     return LabPlan(status=status, objects=objects, **context)
+
+
+def _guardrails(
+    name: str, uid: str, spec: LabSpec, definition: LabDefinition, operator_namespace: str
+) -> list[dict[str, Any]]:
+    """The Namespace (owned by the Lab, so deleting the Lab deletes it) and its guardrails."""
+    guardrails = all_guardrail_objects(
+        name, spec.learner, definition.environment, operator_namespace
+    )
+    lab_ref = {"apiVersion": naming.API_VERSION, "kind": naming.KIND}
+    guardrails[0]["metadata"]["ownerReferences"] = [
+        owner_reference({**lab_ref, "metadata": {"name": name, "uid": uid}})
+    ]
+    return guardrails
+
+
+def live_guardrails(  # noqa: PLR0917 - the guardrail handler's one call
+    name: str,
+    uid: str,
+    spec_dict: Mapping[str, Any] | None,
+    status_dict: Mapping[str, Any] | None,
+    catalog: Mapping[str, LabDefinition],
+    now: datetime,
+    *,
+    operator_namespace: str = naming.DEFAULT_OPERATOR_NAMESPACE,
+) -> list[dict[str, Any]]:
+    """The Namespace and guardrails a provisioned, unexpired Lab must have; [] for any other.
+
+    What a guardrail watch event is compared with. Unlike plan_lab it renders no
+    environment and needs no prerequisite lookups: it runs on every such event.
+    """
+    _require_aware(now)
+    status = parse_status(status_dict)
+    if not cond.is_true(status.conditions, cond.PROVISIONED) or cond.is_true(
+        status.conditions, cond.EXPIRED
+    ):
+        return []
+    try:
+        spec = LabSpec.model_validate(spec_dict or {})
+        definition = catalog.get(spec.lab)
+        if definition is None or now >= _started_at(status, now) + spec.ttl_delta():
+            return []
+        return _guardrails(name, uid, spec, definition, operator_namespace)
+    except (ValidationError, ValueError):
+        return []

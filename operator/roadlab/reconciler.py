@@ -20,11 +20,13 @@ from roadlab import checks, naming, results
 from roadlab import conditions as cond
 from roadlab.catalog import resolve_parameters
 from roadlab.durations import format_timestamp, parse_timestamp
+from roadlab.guardrails import holds
 from roadlab.k8s import KubeApi, describe_api_error
 from roadlab.models import CheckRun, Condition, LabDefinition, LabSpec, LabStatus, TaskResult
 from roadlab.plan import (
     LabPlan,
     apply_task_results,
+    live_guardrails,
     mark_apply_failed,
     mark_provisioned,
     parse_status,
@@ -149,15 +151,50 @@ def enforce_guardrails(
     body: Mapping[str, Any],
     now: datetime,
     operator_namespace: str = naming.DEFAULT_OPERATOR_NAMESPACE,
+    *,
+    with_environment: bool = False,
 ) -> int:
-    """Re-apply a live Lab's namespace and guardrails (not its environment); count applied."""
+    """Re-apply a live Lab's namespace and guardrails; count applied.
+
+    with_environment also seeds the environment objects that are missing: for a Namespace
+    that was deleted, with everything in it.
+    """
     plan = make_plan(api, catalog, body, now, operator_namespace)
     if plan.expired or not cond.is_true(_conditions(body), cond.PROVISIONED):
         return 0
-    guardrails = [m for m in plan.objects if not is_environment(m)]
-    for manifest in guardrails:
-        api.apply(manifest)
-    return len(guardrails)
+    objects = plan.objects if with_environment else [
+        m for m in plan.objects if not is_environment(m)
+    ]  # fmt: skip
+    apply_objects(api, objects)
+    return len(objects)
+
+
+def restore_guardrail(  # noqa: PLR0917 - the guardrail handler's one call
+    api: KubeApi,
+    catalog: Mapping[str, LabDefinition],
+    lab: Mapping[str, Any],
+    observed: Mapping[str, Any],
+    now: datetime,
+    operator_namespace: str = naming.DEFAULT_OPERATOR_NAMESPACE,
+) -> bool:
+    """Apply one changed guardrail of a live Lab again if it no longer holds what the
+    operator set; True if it was applied.
+
+    Most changes to guardrails are the cluster's own (quota usage, namespace phase): they
+    cost no API request here. Only the drifted object is applied, not all of them.
+    """
+    metadata = lab["metadata"]
+    kind, name = observed.get("kind"), observed["metadata"]["name"]
+    for desired in live_guardrails(
+        metadata["name"], metadata["uid"], lab.get("spec"), lab.get("status"), catalog, now,
+        operator_namespace=operator_namespace,
+    ):  # fmt: skip
+        if desired["kind"] == kind and desired["metadata"]["name"] == name:
+            if holds(dict(observed), desired):
+                return False
+            api.apply(desired)
+            return True
+    return False
 
 
 def _conditions(body: Mapping[str, Any]) -> list[Condition]:

@@ -17,6 +17,7 @@ from kubernetes import client
 REPO = Path(__file__).resolve().parents[2]
 LAB_GROUP, LAB_VERSION, LAB_PLURAL = "roadlab.dev", "v1alpha1", "labs"
 OPERATOR_NAMESPACE = "roadlab-system"
+ANNOTATION_CHECK_REQUESTED = f"{LAB_GROUP}/check-requested"
 
 
 def install_crd_and_prereqs(kubeconfig: str) -> None:
@@ -119,6 +120,20 @@ class OperatorProcess:
         ) as r:
             return str(r.read().decode())
 
+    def metric(self, name: str, **labels: str) -> float:
+        return metric_sum(self.metrics(), name, **labels)
+
+
+def metric_sum(text: str, name: str, **labels: str) -> float:
+    """Sum of a Prometheus metric's samples whose labels include `labels`."""
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        if all(f'{key}="{value}"' in line for key, value in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
 
 def lab_manifest(
     name: str, lab: str = "smoke", learner: str = "alice", **spec: Any
@@ -172,6 +187,12 @@ class Labs:
         except client.ApiException as error:
             if error.status != 404:
                 raise
+
+    def request_check(self, name: str, token: str | None = None) -> str:
+        """Ask for a check run, as `kubectl roadlab check` does; the run's token."""
+        token = token or f"{time.time():.3f}"
+        self.patch(name, {"metadata": {"annotations": {ANNOTATION_CHECK_REQUESTED: token}}})
+        return token
 
     def condition(self, name: str, type_: str) -> dict[str, Any] | None:
         for c in (self.get(name).get("status") or {}).get("conditions") or []:

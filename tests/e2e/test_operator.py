@@ -244,6 +244,81 @@ def test_guardrails_are_restored_and_learner_work_is_kept(
     assert apps.read_namespaced_deployment("web", namespace).spec.replicas == 2
 
 
+def test_only_a_changed_guardrail_is_applied_again(
+    labs: Labs, operator: OperatorProcess, core: client.CoreV1Api
+) -> None:
+    name = unique("quiet")
+    labs.create(name)
+    wait_ready(labs, name)
+    namespace = f"lab-{name}"
+
+    def patches(resource: str) -> float:
+        return operator.metric("roadlab_kube_api_requests_total", method="PATCH", resource=resource)
+
+    def used_services() -> str:
+        quota = core.read_namespaced_resource_quota("roadlab-quota", namespace)
+        return str((quota.status.used or {}).get("services"))
+
+    wait_until(lambda: used_services() == "1", "the quota to count the lab's Service")
+    time.sleep(2)  # the operator handles the quota controller's update
+    before = {r: patches(r) for r in ("resourcequotas", "namespaces", "networkpolicies")}
+    # The cluster's own changes: quota usage (a new Service), someone's annotation.
+    core.create_namespaced_service(
+        namespace, {"metadata": {"name": "extra"}, "spec": {"ports": [{"port": 80}]}}
+    )
+    core.patch_namespace(namespace, {"metadata": {"annotations": {"team": "blue"}}})
+    wait_until(lambda: used_services() == "2", "the quota to count the new Service")
+    time.sleep(3)
+    assert {r: patches(r) for r in before} == before, "no guardrail was applied again"
+    # A loosened quota is applied again, alone.
+    core.patch_namespaced_resource_quota(
+        "roadlab-quota", namespace, {"spec": {"hard": {"services": "500"}}}
+    )
+    wait_until(
+        lambda: (
+            core.read_namespaced_resource_quota("roadlab-quota", namespace).spec.hard["services"]
+            != "500"
+        ),
+        "the quota to be restored",
+    )
+    time.sleep(3)
+    after = {r: patches(r) for r in before}
+    # The quota, and nothing else. More than one apply is possible: the quota controller's
+    # status update can still carry the loosened spec when the operator sees it.
+    assert after["resourcequotas"] > before["resourcequotas"]
+    assert {**after, "resourcequotas": 0} == {**before, "resourcequotas": 0}
+    assert core.read_namespace(namespace).metadata.annotations["team"] == "blue"
+
+
+def test_a_deleted_lab_namespace_comes_back_whole(
+    labs: Labs, core: client.CoreV1Api, api: client.ApiClient
+) -> None:
+    name = unique("renew")
+    labs.create(name)
+    wait_ready(labs, name)
+    namespace = f"lab-{name}"
+    old_uid = core.read_namespace(namespace).metadata.uid
+    core.delete_namespace(namespace)
+
+    def renewed() -> bool:
+        try:
+            found = core.read_namespace(namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return False
+            raise
+        return bool(found.metadata.uid != old_uid and found.status.phase == "Active")
+
+    wait_until(renewed, "the lab namespace to be made again", timeout=180)
+    wait_until(
+        lambda: client.AppsV1Api(api).list_namespaced_deployment(namespace).items,
+        "the lab's Deployment to be seeded again",
+    )
+    assert len(core.list_namespaced_resource_quota(namespace).items) == 1
+    assert len(client.NetworkingV1Api(api).list_namespaced_network_policy(namespace).items) == 3
+    assert core.read_namespace(namespace).metadata.owner_references[0].name == name
+
+
 def test_deleting_the_lab_removes_everything(labs: Labs, core: client.CoreV1Api) -> None:
     name = unique("delete")
     labs.create(name)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -220,3 +221,34 @@ def test_no_namespace_rights_without_learner_labels() -> None:
 def test_reserved_or_invalid_learner_labels_are_refused(label: str) -> None:
     with pytest.raises(ValueError, match=r"reserved|valid label"):
         EnvironmentDef.model_validate({"learnerNamespaceLabels": [label]})
+
+
+def test_holds_ignores_what_others_added() -> None:
+    desired = guardrails.resource_quota("a", "lab-a", {"pods": "20"})
+    observed = {
+        **desired,
+        "metadata": {**desired["metadata"], "resourceVersion": "9", "uid": "x"},
+        "spec": {"hard": {"pods": "20"}, "scopes": None},
+        "status": {"hard": {"pods": "20"}, "used": {"pods": "3"}},
+    }
+    assert guardrails.holds(observed, desired)
+    policy = guardrails.network_policies("a", "lab-a")[1]
+    defaulted = copy.deepcopy(policy)
+    defaulted["spec"]["ingress"][0]["ports"] = None
+    assert guardrails.holds(defaulted, policy)
+
+
+def test_holds_sees_changed_missing_and_extra_list_items() -> None:
+    desired = guardrails.resource_quota("a", "lab-a", {"pods": "20"})
+    loosened = copy.deepcopy(desired)
+    loosened["spec"]["hard"]["pods"] = "1000"
+    assert not guardrails.holds(loosened, desired)
+    unlabelled = copy.deepcopy(desired)
+    del unlabelled["metadata"]["labels"][naming.LABEL_LAB]
+    assert not guardrails.holds(unlabelled, desired)
+    binding = guardrails.learner_role_binding("a", "lab-a", "alice")
+    widened = copy.deepcopy(binding)
+    widened["subjects"].append({"kind": "User", "name": "mallory"})
+    assert not guardrails.holds(widened, binding)
+    assert not guardrails.holds(None, binding)
+    assert not guardrails.holds({"rules": "x"}, {"rules": [{}]})

@@ -11,6 +11,7 @@ from roadlab.plan import (
     PREREQUISITE_RETRY_SECONDS,
     LabPlan,
     apply_task_results,
+    live_guardrails,
     mark_apply_failed,
     mark_provisioned,
     merge_tasks,
@@ -309,3 +310,32 @@ def test_operator_namespace_and_naive_time(
     assert checker["subjects"][0]["namespace"] == "ops"
     with pytest.raises(ValueError, match="timezone-aware"):
         plan_lab("x", "u", 1, SPEC, None, catalog, now.replace(tzinfo=None), set())
+
+
+def test_live_guardrails_are_plan_labs_guardrails(
+    catalog: dict[str, LabDefinition], now: datetime
+) -> None:
+    first = plan(catalog, now)
+    done = mark_provisioned(first.status, now, 1).to_patch()
+    live = live_guardrails("smoke-alice", "uid-1", SPEC, done, catalog, now)
+    # The plan's objects less the smoke lab's environment (ConfigMap, Deployment, Service).
+    assert live == first.objects[:-3]
+    assert live[0]["kind"] == "Namespace"
+    assert live[0]["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+
+
+def test_no_live_guardrails_before_provisioning_after_expiry_or_for_bad_specs(
+    catalog: dict[str, LabDefinition], now: datetime
+) -> None:
+    first = plan(catalog, now, {**SPEC, "ttl": "5m"})
+    done = mark_provisioned(first.status, now, 1).to_patch()
+    spec = {**SPEC, "ttl": "5m"}
+    assert live_guardrails("smoke-alice", "u", spec, first.status_patch(), catalog, now) == []
+    later = now + timedelta(minutes=5)
+    assert live_guardrails("smoke-alice", "u", spec, done, catalog, later) == []
+    assert (
+        live_guardrails("smoke-alice", "u", {"lab": "gone", "learner": "a"}, done, catalog, now)
+        == []
+    )
+    assert live_guardrails("smoke-alice", "u", {"lab": "smoke"}, done, catalog, now) == []
+    assert live_guardrails("smoke-alice", "u", spec, done, catalog, now) != []
