@@ -111,3 +111,6 @@ def check_job_name(lab_name: str, request_token: str) -> str:
 
 # Setting this annotation (any new value, e.g. a timestamp) asks for a validation run.
 ANNOTATION_CHECK_REQUESTED = f"{GROUP}/check-requested"
+# Kopf's own annotations (progress, last handled configuration) on Labs.
+KOPF_PREFIX = f"kopf.{GROUP}"
+LEGACY_KOPF_ANNOTATIONS = (f"{GROUP}/kopf-managed", f"{GROUP}/last-handled-configuration")
