@@ -189,14 +189,21 @@ def test_resource_quota_is_enforced(core: client.CoreV1Api, namespace: str) -> N
         namespace,
         {"metadata": {"name": "small"}, "spec": {"hard": {"configmaps": "2"}}},
     )
-    # The quota controller must have counted usage before admission enforces it.
+    # kube-root-ca.crt, published into every new namespace by a controller, is the first
+    # ConfigMap. Admission enforces the quota from the usage the quota controller counted,
+    # so that count must include it: a usage of "0", counted before it was published,
+    # would let a third ConfigMap in.
     wait_until(
-        lambda: (
-            core.read_namespaced_resource_quota_status("small", namespace).status.used or {}
-        ).get("configmaps"),
-        "the quota's usage to be counted",
+        lambda: core.read_namespaced_config_map("kube-root-ca.crt", namespace),
+        "kube-root-ca.crt to be published",
     )
-    # kube-root-ca.crt is the first ConfigMap; one more fits, the third is refused.
+
+    def counted_configmaps() -> str | None:
+        used = core.read_namespaced_resource_quota_status("small", namespace).status.used
+        return (used or {}).get("configmaps")
+
+    wait_until(lambda: counted_configmaps() == "1", "the quota's usage to count kube-root-ca.crt")
+    # One more fits, the third is refused.
     core.create_namespaced_config_map(namespace, {"metadata": {"name": "one"}})
     with pytest.raises(ApiException) as refused:
         core.create_namespaced_config_map(namespace, {"metadata": {"name": "two"}})
