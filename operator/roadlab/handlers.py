@@ -324,8 +324,10 @@ def check_job_changed(type: str, body: kopf.Body, **_: Any) -> None:
         record_check(body)
 
 
+# Async: a dict update needs no thread. A sync handler waits in Kopf's executor queue, and
+# a burst of Labs queued thousands of such calls, each keeping its event alive meanwhile.
 @kopf.on.event(*LAB)
-def lab_event(type: str, name: str, body: kopf.Body, **_: Any) -> None:
+async def lab_event(type: str, name: str, body: kopf.Body, **_: Any) -> None:
     if type == "DELETED":
         _labs.pop(name, None)
         metrics.LAB_STATES.forget(name)
@@ -339,19 +341,26 @@ def _guarded(value: str | None, **_: Any) -> bool:
     return value in GUARDED_COMPONENTS
 
 
-def guardrail_changed(type: str, body: kopf.Body, labels: kopf.Labels, **_: Any) -> None:
+async def guardrail_changed(type: str, body: kopf.Body, labels: kopf.Labels, **_: Any) -> None:
     """A guardrail of a lab changed or went: put back what the operator set, and only that.
 
-    Most changes are the cluster's own (quota usage, a namespace's phase); they leave the
-    operator's fields as they were and cost no API request.
+    Async, so that the events needing nothing (the listing at start-up, ADDED, a Lab not
+    seen yet) end in the event loop: as a sync handler each waited in Kopf's executor
+    queue, and at 1,000 Labs thousands of them queued with their events.
     """
     if type not in ("MODIFIED", "DELETED"):
         return
-    rt = runtime()
     # The Lab as the watch last saw it: no API read per guardrail event.
     lab = _labs.get(labels[naming.LABEL_LAB])
     if lab is None:
         return
+    await asyncio.to_thread(restore, type, lab, body)
+
+
+def restore(type: str, lab: Mapping[str, Any], body: Mapping[str, Any]) -> None:
+    """Most changes are the cluster's own (quota usage, a namespace's phase); they leave the
+    operator's fields as they were and cost no API request."""
+    rt = runtime()
     namespace = rt.settings.operator_namespace
     try:
         if type == "MODIFIED":
