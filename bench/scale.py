@@ -9,6 +9,8 @@
    seconds (goal < 2 %), Kubernetes API requests per provisioned Lab
    (goal: the Lab's objects + 3 or fewer), and the reconcile latency of one new Lab (created,
    until Ready) while they all exist.
+3. Restart: the operator stopped and started with them all present; RSS and CPU while it
+   lists and resumes them.
 
 API requests are counted from the operator's own roadlab_kube_api_requests_total, plus
 Kopf's patches of Labs from the API server's apiserver_request_total (Lab patches that are
@@ -198,6 +200,23 @@ def hold(bench: Bench, present: list[str], total: int, idle: int) -> None:
           f"max {max(latencies):.2f})")  # fmt: skip
 
 
+def restart(bench: Bench, total: int, seconds: int = 120) -> None:
+    """The operator stopped and started again with every Lab present: Kopf lists them all
+    and every guardrail object, and resumes each Lab. RSS and CPU while it does."""
+    bench.operator.stop()
+    bench.sampler.stop()
+    bench.operator.start()
+    assert bench.operator.process is not None
+    bench.sampler = Sampler(bench.operator.process.pid)
+    started = time.monotonic()
+    time.sleep(seconds)
+    peak, cpu = bench.sampler.window(started, time.monotonic())
+    last, last_cpu = bench.sampler.window(time.monotonic() - 30, time.monotonic())
+    print(f"[restart] operator restarted with {total} Labs: peak RSS {peak:.0f} MB, CPU "
+          f"{cpu:.0f} % over {seconds} s; its last 30 s: RSS {last:.0f} MB, CPU "
+          f"{last_cpu:.1f} %")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--burst", type=int, default=200)
@@ -228,6 +247,7 @@ def main() -> None:
         names = burst(bench, args.burst, settle=min(30, args.idle))
         if args.hold > args.burst:
             hold(bench, names, args.hold, args.idle)
+            restart(bench, args.hold + 5)
     finally:
         bench.sampler.stop()
         started = time.monotonic()
