@@ -247,7 +247,7 @@ def main() -> None:
         names = burst(bench, args.burst, settle=min(30, args.idle))
         if args.hold > args.burst:
             hold(bench, names, args.hold, args.idle)
-            restart(bench, args.hold + 5)
+            restart(bench, len(bench.labs.created))
     finally:
         bench.sampler.stop()
         started = time.monotonic()

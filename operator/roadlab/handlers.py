@@ -358,7 +358,9 @@ async def guardrail_changed(type: str, body: kopf.Body, labels: kopf.Labels, **_
 
 
 def restore(type: str, lab: Mapping[str, Any], body: Mapping[str, Any]) -> None:
-    """Most changes are the cluster's own (quota usage, a namespace's phase); they leave the
+    """Put back a changed (MODIFIED) or deleted guardrail of `lab`, in a worker thread.
+
+    Most changes are the cluster's own (quota usage, a namespace's phase); they leave the
     operator's fields as they were and cost no API request."""
     rt = runtime()
     namespace = rt.settings.operator_namespace
