@@ -27,11 +27,11 @@ build_image() {
   if (($#)); then digest=$(printf '%s\n' "$digest" "${@//"$context"/@context}" | sha256sum | cut -c1-16); fi
   tar=$(image_tar "$name" "$digest")
   if [[ ! -s $tar ]]; then
-    log "building image $name"
     mkdir -p "$(dirname "$tar")"
     local old_id new_id
     old_id=$(buildah_ inspect --type image --format '{{.FromImageID}}' "$name" 2>/dev/null) || true
-    buildah_ bud --quiet --network host --pull=never -t "$name" "$@" "$context" >&2
+    with_progress "image $name" "${IMAGE_BUILD_EXPECTED:-1-5 min}" \
+      buildah_ bud --quiet --network host --pull=never -t "$name" "$@" "$context" >&2
     new_id=$(buildah_ inspect --type image --format '{{.FromImageID}}' "$name")
     buildah_ push --quiet "$name" "docker-archive:$tar.tmp:$name" >&2
     mv "$tar.tmp" "$tar"

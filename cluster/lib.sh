@@ -35,6 +35,27 @@ COREDNS_IMAGE=localhost/roadlab/coredns:$COREDNS_VERSION
 log() { printf '[cluster %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+# with_progress WHAT EXPECTED COMMAND...: run COMMAND, saying what is built, how long it
+# usually takes and, every 30 s, how long it has run, so a long build never looks like a hang
+# (go prints nothing for minutes while it compiles).
+with_progress() {
+  local what=$1 expected=$2; shift 2
+  local start=$SECONDS next=$((SECONDS + 30)) pid rc=0
+  log "building $what (usually $expected on 2 cores)"
+  "$@" &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    if ((SECONDS >= next)); then
+      log "  still building $what: $((SECONDS - start)) s so far (usually $expected)"
+      next=$((SECONDS + 30))
+    fi
+    sleep 1
+  done
+  wait "$pid" || rc=$?
+  ((rc == 0)) || die "building $what failed (exit $rc)"
+  log "built $what in $((SECONDS - start)) s"
+}
+
 # hash_inputs FILE... : a short digest of files' contents, used as a cache key.
 hash_inputs() { cat "$@" | sha256sum | cut -c1-16; }
 
