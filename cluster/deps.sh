@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages the local cluster needs, if any is missing (idempotent).
 set -euo pipefail
+# On kind or a cluster of the user's own, nothing of the local cluster is needed.
+if [[ -n ${ROADLAB_KUBECONFIG:-} || ${ROADLAB_CLUSTER:-} == kind ]]; then exit 0; fi
 need=()
 for pair in containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins \
   iptables:iptables conntrack:conntrack socat:socat buildah:buildah openssl:openssl \

@@ -4,13 +4,14 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$CLUSTER_DIR/metrics-server.sh"
 source "$CLUSTER_DIR/istio-crds.sh"
-KIND_VERSION=v0.33.0
 KIND_KUBECONFIG=$CACHE_DIR/kind-roadlab.kubeconfig
 
-command -v kind >/dev/null || GOBIN=$CACHE_DIR/bin go install "sigs.k8s.io/kind@$KIND_VERSION"
 export PATH=$CACHE_DIR/bin:$PATH
+command -v kind >/dev/null || GOBIN=$CACHE_DIR/bin go install "sigs.k8s.io/kind@v$KIND_VERSION"
+# The node image is pinned (versions.env) to the Kubernetes minor the local cluster runs;
+# KIND_NODE_IMAGE overrides it (the workflow's matrix runs the newest kind release too).
 kind get clusters 2>/dev/null | grep -qx roadlab ||
-  kind create cluster --name roadlab >&2
+  kind create cluster --name roadlab --image "$KIND_NODE_IMAGE" --wait 120s >&2
 kind get kubeconfig --name roadlab >"$KIND_KUBECONFIG"
 # metrics-server from the same manifest as the local cluster, with upstream's image
 # (registry.k8s.io/metrics-server/metrics-server:v$METRICS_SERVER_VERSION, pulled by kind) and
