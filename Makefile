@@ -11,13 +11,17 @@ help: ## List the targets
 
 .PHONY: install
 install: ## Install the package and its dev tools (pip, editable)
-	$(PYTHON) -m pip install -q -e '.[dev]'
+	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[dev]'
+
+.PHONY: deps
+deps: install ## What a fresh machine lacks: Debian packages of the local cluster, the dev tools
+	cluster/deps.sh
 
 .PHONY: lint
 lint: ## ruff (lint and format check) and mypy --strict
-	ruff check .
-	ruff format --check .
-	mypy
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+	$(PYTHON) -m mypy
 
 .PHONY: unit
 unit: ## Unit tests (no cluster)
@@ -28,11 +32,16 @@ e2e: ## End-to-end tests on a real cluster (brings one up if needed)
 	$(PYTEST) tests/e2e -v
 
 .PHONY: test
-test: lint unit chart-lint e2e ## Everything CI runs: lint, unit, chart and e2e tests
+test: deps ## Everything CI runs: lint, unit, chart and e2e tests (installs what it needs first)
+	$(MAKE) --no-print-directory lint unit chart-lint e2e
 
 .PHONY: demo
 demo: ## The main job: cluster, images, helm install, a sample Lab solved and Completed
 	scripts/demo.sh
+
+.PHONY: cold-check
+cold-check: ## Both README commands from a fresh clone with empty caches; prints each phase's time
+	scripts/cold-check.sh
 
 .PHONY: catalog
 catalog: ## List the catalog labs (title, difficulty, duration, prerequisites)
