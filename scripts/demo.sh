@@ -14,8 +14,10 @@ export KUBECONFIG PATH="${ROADLAB_CACHE:-$HOME/.cache/roadlab}/bin:$PATH"
 kubectl get nodes
 
 step "operator (helm install)"
+# --take-ownership: `make test` (the e2e suite) leaves the chart's RBAC and the CRD applied
+# without Helm's labels; the release adopts them rather than refusing to install.
 helm upgrade --install roadlab charts/roadlab --namespace roadlab-system --create-namespace \
-  --wait --timeout 5m
+  --take-ownership --wait --timeout 5m
 kubectl -n roadlab-system get pods
 
 LAB=${LAB:-demo-smoke}

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,13 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from .operator_fixtures import Labs, OperatorProcess, combined_catalog, install_crd_and_prereqs
+from .operator_fixtures import (
+    Labs,
+    OperatorProcess,
+    combined_catalog,
+    install_crd_and_prereqs,
+    uninstall_other_roadlabs,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 WEB_IMAGE = "localhost/roadlab/web:0.1.0"
@@ -75,6 +83,15 @@ def namespace(core: client.CoreV1Api) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def crd(kubeconfig: str) -> None:
+    uninstalled = uninstall_other_roadlabs(kubeconfig)
+    if uninstalled:
+        message = (
+            f"uninstalled the Roadlab release(s) {', '.join(uninstalled)} found on the cluster "
+            "(e.g. from `make demo`), so the operator under test is the only one; "
+            "`make demo` installs it again"
+        )
+        print(f"\n[e2e] {message}", file=sys.__stderr__, flush=True)
+        warnings.warn(message, stacklevel=1)
     install_crd_and_prereqs(kubeconfig)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -36,18 +37,49 @@ def install_crd_and_prereqs(kubeconfig: str) -> None:
         return done.stdout
 
     kubectl = ("kubectl", "--kubeconfig", kubeconfig)
-    run(*kubectl, "apply", "--server-side", "-f", str(REPO / "crds" / "lab.yaml"))
+    # --force-conflicts: the fields may be held by another manager (Helm's, when `make demo`
+    # installed the chart on this cluster before); this suite's copy is the one it tests.
+    apply = ("apply", "--server-side", "--force-conflicts")
+    run(*kubectl, *apply, "-f", str(REPO / "crds" / "lab.yaml"))
     run(*kubectl, "wait", "--for=condition=Established", "crd/labs.roadlab.dev", "--timeout=60s")
     namespace = run(
         *kubectl, "create", "namespace", OPERATOR_NAMESPACE, "--dry-run=client", "-o", "yaml"
     )
-    run(*kubectl, "apply", "--server-side", "-f", "-", stdin=namespace)
+    run(*kubectl, *apply, "-f", "-", stdin=namespace)
     rbac = run(
         "helm", "template", "roadlab", str(REPO / "charts" / "roadlab"),
         "--namespace", OPERATOR_NAMESPACE, "--show-only", "templates/rbac.yaml",
         "--show-only", "templates/lab-policies.yaml",
     )  # fmt: skip
-    run(*kubectl, "apply", "--server-side", "-f", "-", stdin=rbac)
+    run(*kubectl, *apply, "-f", "-", stdin=rbac)
+
+
+def uninstall_other_roadlabs(kubeconfig: str) -> list[str]:
+    """Uninstall every Helm release of the roadlab chart (e.g. the one `make demo` left), so
+    the operator under test is the only one acting on Labs. Its Labs are deleted first, while
+    its operator still runs their finalizers. Returns what was uninstalled, to be reported."""
+    cache = Path(os.environ.get("ROADLAB_CACHE", Path.home() / ".cache" / "roadlab"))
+    env = {
+        **os.environ,
+        "KUBECONFIG": kubeconfig,
+        "PATH": f"{cache / 'bin'}{os.pathsep}{os.environ['PATH']}",
+    }
+    listed = subprocess.run(
+        ["helm", "list", "--all-namespaces", "--all", "-o", "json"],
+        check=True, capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    releases = [r for r in json.loads(listed.stdout or "[]") if r["chart"].startswith("roadlab-")]
+    if releases:
+        subprocess.run(
+            ["kubectl", "delete", "labs.roadlab.dev", "--all", "--wait", "--timeout=180s"],
+            check=False, capture_output=True, text=True, env=env,
+        )  # fmt: skip
+    for release in releases:
+        subprocess.run(
+            ["helm", "uninstall", release["name"], "--namespace", release["namespace"], "--wait"],
+            check=True, capture_output=True, text=True, env=env,
+        )  # fmt: skip
+    return [f"{r['namespace']}/{r['name']} ({r['chart']})" for r in releases]
 
 
 def combined_catalog(directory: Path) -> Path:
