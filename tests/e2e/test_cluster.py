@@ -185,28 +185,30 @@ def test_pod_security_admission_rejects_privileged_pod(
 
 
 def test_resource_quota_is_enforced(core: client.CoreV1Api, namespace: str) -> None:
+    # Services, because nothing but this test creates one in a fresh namespace: the usage the
+    # quota controller first counts is then exactly 0. (ConfigMaps raced the root-CA
+    # publisher: a "0" counted before kube-root-ca.crt appeared is only recounted at the
+    # controller's full resync, minutes away.)
     core.create_namespaced_resource_quota(
         namespace,
-        {"metadata": {"name": "small"}, "spec": {"hard": {"configmaps": "2"}}},
-    )
-    # kube-root-ca.crt, published into every new namespace by a controller, is the first
-    # ConfigMap. Admission enforces the quota from the usage the quota controller counted,
-    # so that count must include it: a usage of "0", counted before it was published,
-    # would let a third ConfigMap in.
-    wait_until(
-        lambda: core.read_namespaced_config_map("kube-root-ca.crt", namespace),
-        "kube-root-ca.crt to be published",
+        {"metadata": {"name": "small"}, "spec": {"hard": {"services": "1"}}},
     )
 
-    def counted_configmaps() -> str | None:
-        used = core.read_namespaced_resource_quota_status("small", namespace).status.used
-        return (used or {}).get("configmaps")
+    def counted_services() -> str | None:
+        status = core.read_namespaced_resource_quota_status("small", namespace).status
+        # Admission refuses every Service until the controller has published `hard`.
+        return (status.used or {}).get("services") if status.hard else None
 
-    wait_until(lambda: counted_configmaps() == "1", "the quota's usage to count kube-root-ca.crt")
-    # One more fits, the third is refused.
-    core.create_namespaced_config_map(namespace, {"metadata": {"name": "one"}})
+    wait_until(lambda: counted_services() == "0", "the quota controller to count the namespace")
+
+    # Admission charges each create to the quota's usage before it is stored: one fits, the
+    # second is refused.
+    def service(name: str) -> dict[str, object]:
+        return {"metadata": {"name": name}, "spec": {"ports": [{"port": 80}]}}
+
+    core.create_namespaced_service(namespace, service("one"))
     with pytest.raises(ApiException) as refused:
-        core.create_namespaced_config_map(namespace, {"metadata": {"name": "two"}})
+        core.create_namespaced_service(namespace, service("two"))
     assert refused.value.status == 403
     assert "exceeded quota" in refused.value.body
 

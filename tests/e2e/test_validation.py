@@ -111,17 +111,41 @@ def test_learner_cannot_reach_checks_or_results(labs: Labs, api: client.ApiClien
     assert not can(api, checker, "delete", "pods", f"lab-{name}")
 
 
-def test_hanging_check_ends_as_an_error_within_its_deadline(labs: Labs) -> None:
+def serving_endpoints(api: client.ApiClient, namespace: str, service: str) -> bool:
+    """A ready endpoint of the Service is published (what kube-proxy programs)."""
+    slices = client.DiscoveryV1Api(api).list_namespaced_endpoint_slice(
+        namespace, label_selector=f"kubernetes.io/service-name={service}"
+    )
+    return any(
+        endpoint.conditions and endpoint.conditions.ready
+        for item in slices.items
+        for endpoint in item.endpoints or []
+    )
+
+
+def test_hanging_check_ends_as_an_error_within_its_deadline(
+    labs: Labs, api: client.ApiClient
+) -> None:
     name = unique("hang")
     labs.create(name, lab="hang", validation={"timeoutSeconds": 10})
     wait_ready(labs, name)
+    # The run made right after provisioning may find the slow server not yet up ("could not
+    # reach", an Error that is no timeout). A run requested once it serves must hang.
+    wait_until(lambda: last_check(labs, name).get("finishedAt"), "the initial run", timeout=120)
+    wait_until(lambda: serving_endpoints(api, f"lab-{name}", "web"), "the slow server to serve")
+    token = request_check(name)
     started = time.monotonic()
     wait_until(
-        lambda: last_check(labs, name).get("finishedAt"), "the hanging check to end", timeout=120
+        lambda: (
+            last_check(labs, name).get("token") == token
+            and last_check(labs, name).get("finishedAt")
+        ),
+        "the hanging check to end",
+        timeout=120,
     )
     elapsed = time.monotonic() - started
     run = last_check(labs, name)
-    assert run["state"] == "TimedOut"
+    assert run["state"] == "TimedOut", run
     task = tasks(labs, name)["never-finishes"]
     assert task["state"] == "Error"
     assert "10" in task["message"]
