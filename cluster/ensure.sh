@@ -27,6 +27,7 @@ kind_usable() {
   fi
 }
 
+# choose: local or kind on stdout (run in a command substitution, so input is checked first).
 choose() {
   local why
   case ${ROADLAB_CLUSTER:-} in
@@ -42,15 +43,19 @@ choose() {
         log "using the local cluster: $why"
         echo local
       fi ;;
-    *) die "ROADLAB_CLUSTER=$ROADLAB_CLUSTER: expected local or kind" ;;
   esac
 }
+
+case ${ROADLAB_CLUSTER:-} in
+  "" | local | kind) ;;
+  *) die "ROADLAB_CLUSTER=$ROADLAB_CLUSTER: expected local or kind" ;;
+esac
 
 if [[ -n ${ROADLAB_KUBECONFIG:-} ]]; then
   [[ -r $ROADLAB_KUBECONFIG ]] || die "ROADLAB_KUBECONFIG=$ROADLAB_KUBECONFIG is not readable"
   log "using the existing cluster of $ROADLAB_KUBECONFIG"
   echo "$ROADLAB_KUBECONFIG"
-elif [[ $(choose) == kind ]]; then
+elif cluster=$(choose) && [[ $cluster == kind ]]; then
   "$CLUSTER_DIR/kind.sh"
 else
   kubeconfig=$("$CLUSTER_DIR/up.sh")
