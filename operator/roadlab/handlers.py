@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from roadlab.plan import parse_status
 from roadlab.settings import Settings
 
 log = logging.getLogger(__name__)
+LabLogger = logging.LoggerAdapter[logging.Logger]
 LAB = (naming.GROUP, naming.VERSION, naming.PLURAL)
 # Objects a Lab's guardrails consist of: a change to any of them is undone.
 GUARDED_COMPONENTS = {
@@ -55,6 +57,24 @@ _runtime: Runtime | None = None
 def as_body(body: Mapping[str, Any]) -> kopf.Body:
     """What kopf.event() takes, from a handler's body or a body read through the API."""
     return body if isinstance(body, kopf.Body) else kopf.Body(cast(kopf.RawBody, dict(body)))
+
+
+def lab_logger(lab: Mapping[str, Any]) -> LabLogger:
+    """`log`, with the Lab as the object of every line: for code that has no Kopf logger for
+    the Lab (the ticker, guardrail events, worker threads).
+
+    The same `k8s_ref` extra as Kopf's own per-object logger, so the log formats (main.py)
+    show both alike; unlike Kopf's, its lines never become Events. Made per line logged
+    only, never per event.
+    """
+    metadata = lab.get("metadata") or {}
+    ref = {
+        "apiVersion": lab.get("apiVersion", naming.API_VERSION),
+        "kind": lab.get("kind", naming.KIND),
+        "name": metadata.get("name"),
+        "uid": metadata.get("uid"),
+    }
+    return logging.LoggerAdapter(log, {"k8s_ref": ref})
 
 
 def runtime() -> Runtime:
@@ -121,7 +141,9 @@ def start(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) -> Non
     api_client = load_api_client()
     count_requests(
         api_client,
-        lambda method, resource: metrics.KUBE_API_REQUESTS.labels(method, resource).inc(),
+        lambda method, resource, code: metrics.KUBE_API_REQUESTS.labels(
+            method, resource, code
+        ).inc(),
     )
     _runtime = Runtime(config, KubeApi(api_client), catalog)
     metrics.serve(config.metrics_port)
@@ -131,7 +153,8 @@ def start(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) -> Non
 def report(
     body: Mapping[str, Any], patch: MutableMapping[str, Any], outcome: reconciler.Outcome
 ) -> None:
-    """Status, Events and metrics of one reconcile; then retry or give up as it says."""
+    """Status, Events and metrics of one reconcile; then retry or give up as it says (the
+    result is counted by reconcile_and_report, from what this returns or raises)."""
     write_status(body, {**outcome.status_patch(), **patch.pop("status", {})})
     spec_lab = str((body.get("spec") or {}).get("lab", "unknown"))
     lab = as_body(body)
@@ -152,27 +175,37 @@ def report(
     if outcome.expired_now:
         metrics.EXPIRED.labels(spec_lab).inc()
     if outcome.permanent_error:
-        metrics.RECONCILES.labels("invalid").inc()
         raise kopf.PermanentError(outcome.permanent_error)
     if outcome.retry_after:
-        metrics.RECONCILES.labels("retry").inc()
         ready = cond.get_condition(outcome.status.conditions, cond.READY)
         metrics.RECONCILE_ERRORS.labels(ready.reason if ready else "Unknown").inc()
         raise kopf.TemporaryError(ready.message if ready else "retrying", delay=outcome.retry_after)
-    metrics.RECONCILES.labels("ok").inc()
 
 
 def reconcile_and_report(body: Mapping[str, Any], patch: MutableMapping[str, Any]) -> None:
-    rt = runtime()
-    outcome = reconciler.reconcile_lab(
-        rt.api, rt.catalog, body, now(), rt.settings.operator_namespace
-    )
-    if outcome.provisioned_now and not (body.get("status") or {}).get("lastCheck"):
-        # One run right after provisioning, so the tasks show what is left to do (its
-        # lastCheck goes into the same status write, in `patch`).
-        provisioned = {**body, "status": outcome.status_patch()}
-        start_check(provisioned, patch, checks.INITIAL_TOKEN_PREFIX)
-    report(body, patch, outcome)
+    """One reconcile, reported; counted and timed by its result, however it ends."""
+    started = time.monotonic()
+    result = "error"  # anything unforeseen: an API error, a bug
+    try:
+        rt = runtime()
+        outcome = reconciler.reconcile_lab(
+            rt.api, rt.catalog, body, now(), rt.settings.operator_namespace
+        )
+        if outcome.provisioned_now and not (body.get("status") or {}).get("lastCheck"):
+            # One run right after provisioning, so the tasks show what is left to do (its
+            # lastCheck goes into the same status write, in `patch`).
+            provisioned = {**body, "status": outcome.status_patch()}
+            start_check(provisioned, patch, checks.INITIAL_TOKEN_PREFIX)
+        report(body, patch, outcome)
+        result = "ok"
+    except kopf.PermanentError:
+        result = "invalid"
+        raise
+    except kopf.TemporaryError:  # also a status conflict, or the operator still starting
+        result = "retry"
+        raise
+    finally:
+        metrics.reconciled(result, time.monotonic() - started)
 
 
 def start_check(
@@ -232,7 +265,7 @@ def tick_lab(body: Mapping[str, Any]) -> None:
     patch: dict[str, Any] = {}
     try:
         if _expiry_due(status):
-            log.info("lab %s: expired at %s", body["metadata"]["name"], status.expires_at)
+            lab_logger(body).info("expired at %s", status.expires_at)
             reconcile_and_report(body, patch)
         elif status.last_check is not None and status.last_check.state == "Running":
             job = rt.api.get(
@@ -241,8 +274,9 @@ def tick_lab(body: Mapping[str, Any]) -> None:
             if job is not None:
                 record_check(job)
             else:  # the Job went (deleted, or lost mid-start): the request gets a new run
-                log.info("lab %s: check job %s is gone; running it again",
-                         body["metadata"]["name"], status.last_check.job)  # fmt: skip
+                lab_logger(body).info(
+                    "check job %s is gone; running it again", status.last_check.job
+                )
                 start_check(body, patch, status.last_check.token, rerun=True)
         else:
             spec = body.get("spec") or {}
@@ -266,7 +300,7 @@ async def tick_forever(interval: float, logger: kopf.Logger) -> None:
             try:
                 await asyncio.to_thread(tick_lab, body)
             except Exception:
-                logger.exception("tick of lab %s failed", body["metadata"]["name"])
+                lab_logger(body).exception("tick failed")
         # Memory freed by the last bursts of work goes back to the system.
         await asyncio.to_thread(memory.release_free_memory)
 
@@ -374,8 +408,10 @@ def restore(type: str, lab: Mapping[str, Any], body: Mapping[str, Any]) -> None:
             )  # fmt: skip
     except reconciler.API_ERRORS as error:
         # A terminating namespace refuses new objects; its DELETED event brings it all back.
-        log.info("lab %s: guardrail %s %s not restored: %s", lab["metadata"]["name"],
-                 body.get("kind"), body["metadata"]["name"], describe_api_error(error))  # fmt: skip
+        lab_logger(lab).info(
+            "guardrail %s %s not restored: %s",
+            body.get("kind"), body["metadata"]["name"], describe_api_error(error),
+        )  # fmt: skip
 
 
 for _group, _version, _plural in GUARDED_RESOURCES:

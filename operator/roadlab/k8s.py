@@ -71,14 +71,35 @@ def request_resource(path: str) -> str:
     return f"{resource}/{rest[2]}" if len(rest) >= 3 else resource
 
 
-def count_requests(api_client: client.ApiClient, count: Callable[[str, str], None]) -> None:
-    """Call count(method, resource) for every request the client sends (requests/metrics)."""
+NO_RESPONSE = "error"  # the status code counted for a request that got no HTTP response
+
+
+def response_code(error: Exception) -> str:
+    """The status code to count for a request that raised `error`."""
+    # The client raises ApiException(status=0) for a TLS failure: no response either.
+    if isinstance(error, ApiException) and error.status:
+        return str(error.status)
+    return NO_RESPONSE
+
+
+def count_requests(api_client: client.ApiClient, count: Callable[[str, str, str], None]) -> None:
+    """Call count(method, resource, code) for every request the client sends, once it has
+    its answer (requests/metrics): code is the HTTP status ("200", "404", "409"), or
+    NO_RESPONSE when the request failed without one (connection refused, timed out)."""
     rest: Any = api_client.rest_client  # untyped in the client library
     send = rest.request
 
     def counted(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        count(method, request_resource(urlsplit(url).path))
-        return send(method, url, *args, **kwargs)
+        resource = request_resource(urlsplit(url).path)
+        try:
+            # 4xx and 5xx return here too (the ApiClient raises for them afterwards); an
+            # older client raised ApiException here, which carries the status as well.
+            response = send(method, url, *args, **kwargs)
+        except Exception as error:
+            count(method, resource, response_code(error))
+            raise
+        count(method, resource, str(response.status))
+        return response
 
     rest.request = counted
 
