@@ -1,6 +1,8 @@
+# PYTHON_ARGCOMPLETE_OK (argcomplete's global completion looks for this marker)
 """`kubectl lab`: the learner's and instructor's command line for Roadlab.
 
-Installed as the console script `kubectl-lab`, so `kubectl lab ...` finds it on PATH.
+Installed as the console script `kubectl-lab`, so `kubectl lab ...` finds it on PATH;
+shell completion is in roadlab.completion.
 
 The module has three layers:
 - pure functions (names, parameters, tables, times, task marks, wait decisions, the
@@ -17,6 +19,8 @@ listed in `LabApi`.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.metadata
 import json
 import os
 import re
@@ -43,7 +47,14 @@ from roadlab.catalog import (
     load_lab_definition,
     resolve_parameters,
 )
-from roadlab.durations import DurationError, format_duration, parse_duration, parse_timestamp
+from roadlab.catalog_location import default_catalog_dir
+from roadlab.durations import (
+    DurationError,
+    format_duration,
+    parse_cli_duration,
+    parse_duration,
+    parse_timestamp,
+)
 from roadlab.k8s import KubeApi
 from roadlab.models import (
     LEARNER_PATTERN,
@@ -52,7 +63,6 @@ from roadlab.models import (
     ParameterError,
     ParamValue,
 )
-from roadlab.settings import Settings
 
 Manifest = dict[str, Any]
 
@@ -70,6 +80,20 @@ SPINNER_SECONDS = 0.25
 DEFAULT_TOKEN_DURATION = "2h"
 MIN_TOKEN_SECONDS = 600  # the TokenRequest API rejects shorter lifetimes
 NO_VALUE = "-"
+PACKAGE = "roadlab"
+
+# -o: text is the default; each command accepts the formats that make sense for it.
+OUTPUT_FORMATS = ("text", "json", "yaml", "name", "wide")
+STRUCTURED_OUTPUTS = frozenset({"json", "yaml"})
+LAB_OUTPUTS = ("text", "json", "yaml", "name")
+DOCUMENT_OUTPUTS = ("text", "json", "yaml")
+
+# Metavars of the arguments that roadlab.completion completes (it goes by these).
+LAB_METAVAR = "LAB"  # a Lab in the cluster
+LAB_ID_METAVAR = "LAB_ID"  # a catalog lab
+TASK_METAVAR = "TASK"  # a task of the Lab given before it
+FILE_METAVAR = "FILE"
+CONTEXT_METAVAR = "CONTEXT"  # a kubeconfig context
 
 MARKS_UNICODE = {"Passed": "✓", "Failed": "✗", "Error": "!", "Pending": "·"}
 MARKS_ASCII = {"Passed": "+", "Failed": "x", "Error": "!", "Pending": "."}
@@ -299,33 +323,47 @@ def lab_name(lab: Mapping[str, Any]) -> str:
     return str((lab.get("metadata") or {}).get("name", ""))
 
 
-def list_rows(labs: Sequence[Mapping[str, Any]], now: datetime) -> list[list[str]]:
+def _condition_status(lab: Mapping[str, Any], type_: str) -> str:
+    found = condition(lab, type_)
+    return str(found.get("status", NO_VALUE)) if found else NO_VALUE
+
+
+def list_rows(
+    labs: Sequence[Mapping[str, Any]], now: datetime, *, wide: bool = False
+) -> list[list[str]]:
     rows = []
     for lab in sorted(labs, key=lab_name):
         status, spec = _status(lab), _spec(lab)
-        ready = condition(lab, "Ready")
         expires = ("expired" if condition_is_true(lab, "Expired") else None) or relative_or_dash(
             status.get("expiresAt"), now
         )
-        rows.append(
-            [
-                lab_name(lab),
-                str(spec.get("lab", NO_VALUE)),
-                str(spec.get("learner", NO_VALUE)),
-                str(ready.get("status", NO_VALUE)) if ready else NO_VALUE,
-                str(status.get("progress") or NO_VALUE),
-                expires,
-                age((lab.get("metadata") or {}).get("creationTimestamp"), now),
+        row = [
+            lab_name(lab),
+            str(spec.get("lab", NO_VALUE)),
+            str(spec.get("learner", NO_VALUE)),
+            _condition_status(lab, "Ready"),
+            str(status.get("progress") or NO_VALUE),
+            expires,
+            age((lab.get("metadata") or {}).get("creationTimestamp"), now),
+        ]
+        if wide:
+            row += [
+                str(status.get("namespace") or NO_VALUE),
+                str(spec.get("ttl") or NO_VALUE),
+                _condition_status(lab, "Completed"),
+                str((status.get("lastCheck") or {}).get("state") or NO_VALUE),
             ]
-        )
+        rows.append(row)
     return rows
 
 
 LIST_HEADERS = ("NAME", "LAB", "LEARNER", "READY", "PROGRESS", "EXPIRES", "AGE")
+LIST_WIDE_HEADERS = (*LIST_HEADERS, "NAMESPACE", "TTL", "COMPLETED", "LAST CHECK")
 
 
-def format_list(labs: Sequence[Mapping[str, Any]], now: datetime) -> str:
-    return format_table(LIST_HEADERS, list_rows(labs, now))
+def format_list(labs: Sequence[Mapping[str, Any]], now: datetime, *, wide: bool = False) -> str:
+    headers = LIST_WIDE_HEADERS if wide else LIST_HEADERS
+    return format_table(headers, list_rows(labs, now, wide=wide))
 
 
 def _indent(text: str, prefix: str) -> list[str]:
@@ -392,11 +430,13 @@ def format_status(lab: Mapping[str, Any], now: datetime, unicode: bool) -> str:
 
 
 CATALOG_HEADERS = ("ID", "TITLE", "DIFFICULTY", "DURATION", "PREREQUISITES", "TASKS")
+CATALOG_WIDE_HEADERS = (*CATALOG_HEADERS, "PARAMETERS", "CHECK TIMEOUT")
 
 
-def format_catalog(catalog: Mapping[str, LabDefinition]) -> str:
-    rows = [
-        [
+def format_catalog(catalog: Mapping[str, LabDefinition], *, wide: bool = False) -> str:
+    rows = []
+    for definition in sorted(catalog.values(), key=lambda d: d.id):
+        row = [
             definition.id,
             definition.title,
             definition.difficulty,
@@ -404,9 +444,13 @@ def format_catalog(catalog: Mapping[str, LabDefinition]) -> str:
             ",".join(p.name for p in definition.required_prerequisites) or NO_VALUE,
             str(len(definition.tasks)),
         ]
-        for definition in sorted(catalog.values(), key=lambda d: d.id)
-    ]
-    return format_table(CATALOG_HEADERS, rows)
+        if wide:
+            row += [
+                ",".join(definition.parameters) or NO_VALUE,
+                f"{definition.check_timeout_seconds}s",
+            ]
+        rows.append(row)
+    return format_table(CATALOG_WIDE_HEADERS if wide else CATALOG_HEADERS, rows)
 
 
 def format_catalog_entry(definition: LabDefinition) -> str:
@@ -466,6 +510,22 @@ def lab_list_json(labs: Sequence[Mapping[str, Any]]) -> Manifest:
 
 def to_json(value: object) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
+
+
+def to_yaml(value: object) -> str:
+    return yaml.safe_dump(value, sort_keys=False, allow_unicode=True)
+
+
+def resource_name(name: str) -> str:
+    """A Lab as -o name prints it, like kubectl: lab.roadlab.dev/<name>."""
+    return f"{naming.KIND.lower()}.{naming.GROUP}/{name}"
+
+
+def package_version() -> str:
+    try:
+        return importlib.metadata.version(PACKAGE)
+    except importlib.metadata.PackageNotFoundError:  # a checkout that was never installed
+        return "unknown"
 
 
 # --- pure helpers: checks, waiting and exit codes -------------------------------------------
@@ -724,8 +784,21 @@ class App:
         return host if isinstance(host, str) else None
 
     @property
-    def json(self) -> bool:
-        return self.output == "json"
+    def structured(self) -> bool:
+        """-o json or -o yaml: whole documents rather than text."""
+        return self.output in STRUCTURED_OUTPUTS
+
+    def emit(self, document: object) -> None:
+        self.print(to_yaml(document) if self.output == "yaml" else to_json(document))
+
+    def show_lab(self, lab: Manifest, text: Callable[[], str]) -> None:
+        """A Lab as -o asks: the object (json, yaml), its name, or text() for text output."""
+        if self.structured:
+            self.emit(clean_lab(lab))
+        elif self.output == "name":
+            self.print(resource_name(lab_name(lab)))
+        else:
+            self.print(text())
 
     def catalog(self) -> dict[str, LabDefinition]:
         """The local catalog; a broken entry is skipped with a warning, not fatal."""
@@ -823,18 +896,22 @@ def cmd_catalog(app: App, args: argparse.Namespace) -> int:
     except CatalogError as error:
         raise CliError(f"catalog: {error} (set ROADLAB_CATALOG to the labs directory)") from error
     if args.id is None:
-        if app.json:
-            app.print(to_json([catalog_entry_json(d) for _, d in sorted(catalog.items())]))
+        definitions = [definition for _, definition in sorted(catalog.items())]
+        if app.structured:
+            app.emit([catalog_entry_json(d) for d in definitions])
+        elif app.output == "name":  # catalog labs are no API objects: their bare ids
+            app.out.write("".join(f"{d.id}\n" for d in definitions))
         else:
-            app.print(format_catalog(catalog))
+            app.print(format_catalog(catalog, wide=app.output == "wide"))
         return EXIT_OK
     definition = catalog.get(args.id)
     if definition is None:
         known = ", ".join(sorted(catalog)) or "none"
         raise CliError(f"catalog lab {args.id} not found (known: {known})", EXIT_NOT_FOUND)
-    app.print(
-        to_json(catalog_entry_json(definition)) if app.json else format_catalog_entry(definition)
-    )
+    if app.structured:
+        app.emit(catalog_entry_json(definition))
+    else:
+        app.print(definition.id if app.output == "name" else format_catalog_entry(definition))
     return EXIT_OK
 
 
@@ -886,18 +963,22 @@ def cmd_start(app: App, args: argparse.Namespace) -> int:
             raise CliError(f"lab {name} already exists") from error
         raise
     if not args.wait:
-        if app.json:
-            app.print(to_json(clean_lab(created)))
-        else:
-            app.print(f"lab {name} created (lab {args.lab} for {learner}, ttl {args.ttl})")
-            app.print(f"follow it with: kubectl lab status {name}")
+        app.show_lab(
+            created,
+            lambda: (
+                f"lab {name} created (lab {args.lab} for {learner}, ttl {args.ttl})\n"
+                f"follow it with: kubectl lab status {name}"
+            ),
+        )
         return EXIT_OK
     step, lab = wait_for(app, name, start_wait_step, args.timeout, "to become ready")
-    if app.json and lab is not None:
-        app.print(to_json(clean_lab(lab)))
+    if app.structured and lab is not None:
+        app.emit(clean_lab(lab))
     if step.exit_code != EXIT_OK:
         raise CliError(f"lab {name} failed: {step.reason}: {step.message}", step.exit_code)
-    if not app.json:
+    if app.output == "name":
+        app.print(resource_name(name))
+    elif not app.structured:
         namespace = _status(lab or {}).get("namespace") or naming.namespace_for(name)
         app.print(f"lab {name} is ready in namespace {namespace}")
         app.print(f"get a kubeconfig: kubectl lab kubeconfig {name} > {name}.kubeconfig")
@@ -908,20 +989,19 @@ def cmd_list(app: App, args: argparse.Namespace) -> int:
     labs = app.api.list_labs()
     if args.learner:
         labs = [lab for lab in labs if _spec(lab).get("learner") == args.learner]
-    if app.json:
-        app.print(to_json(lab_list_json(labs)))
+    if app.structured:
+        app.emit(lab_list_json(labs))
     elif not labs:
         app.note("no labs found")
+    elif app.output == "name":
+        app.out.write("".join(f"{resource_name(name)}\n" for name in sorted(map(lab_name, labs))))
     else:
-        app.print(format_list(labs, app.now()))
+        app.print(format_list(labs, app.now(), wide=app.output == "wide"))
     return EXIT_OK
 
 
 def _show_status(app: App, lab: Manifest) -> None:
-    if app.json:
-        app.print(to_json(clean_lab(lab)))
-    else:
-        app.print(format_status(lab, app.now(), uses_unicode(app.out)))
+    app.show_lab(lab, lambda: format_status(lab, app.now(), uses_unicode(app.out)))
 
 
 def cmd_status(app: App, args: argparse.Namespace) -> int:
@@ -937,11 +1017,13 @@ def cmd_check(app: App, args: argparse.Namespace) -> int:
     token = new_check_token(app.now())
     patched = app.api.patch_lab(args.name, check_patch(token))
     if not args.wait:
-        if app.json:
-            app.print(to_json(clean_lab(patched)))
-        else:
-            app.print(f"check requested for lab {args.name} (token {token})")
-            app.print(f"see the results with: kubectl lab status {args.name}")
+        app.show_lab(
+            patched,
+            lambda: (
+                f"check requested for lab {args.name} (token {token})\n"
+                f"see the results with: kubectl lab status {args.name}"
+            ),
+        )
         return EXIT_OK
     step, final = wait_for(
         app, args.name, lambda lab: check_wait_step(lab, token), args.timeout, "to be checked"
@@ -974,10 +1056,7 @@ def cmd_hint(app: App, args: argparse.Namespace) -> int:
 
 
 def cmd_kubeconfig(app: App, args: argparse.Namespace) -> int:
-    try:
-        duration = parse_duration(args.duration)
-    except DurationError as error:
-        raise CliError(f"--duration: {error}", EXIT_USAGE) from error
+    duration: timedelta = args.duration
     lab = app.get_lab(args.name)
     status = _status(lab)
     namespace = status.get("namespace")
@@ -1008,10 +1087,7 @@ def cmd_kubeconfig(app: App, args: argparse.Namespace) -> int:
             ) from error
         raise
     document = build_kubeconfig(args.name, namespace, app.api.kubeconfig_cluster(), token)
-    if app.json:
-        app.print(to_json(document))
-    else:
-        app.print(yaml.safe_dump(document, sort_keys=False))
+    app.print(to_json(document) if app.output == "json" else to_yaml(document))
     if expiry:
         app.note(f"token for {naming.LEARNER_SERVICE_ACCOUNT} in {namespace} expires at {expiry}")
     return EXIT_OK
@@ -1022,36 +1098,81 @@ def cmd_delete(app: App, args: argparse.Namespace) -> int:
         raise CliError(f"lab {args.name} not found", EXIT_NOT_FOUND)
     if args.wait:
         wait_for(app, args.name, delete_wait_step, args.timeout, "to be deleted")
-        app.print(f"lab {args.name} deleted")
+    if app.output == "name":
+        app.print(resource_name(args.name))
     else:
-        app.print(f"lab {args.name} deletion requested")
+        app.print(f"lab {args.name} {'deleted' if args.wait else 'deletion requested'}")
+    return EXIT_OK
+
+
+def cmd_version(app: App, args: argparse.Namespace) -> int:
+    if app.structured:
+        app.emit({"package": PACKAGE, "version": package_version()})
+    else:
+        app.print(f"kubectl lab {package_version()}")
+    return EXIT_OK
+
+
+def cmd_completion(app: App, args: argparse.Namespace) -> int:
+    from roadlab import completion  # noqa: PLC0415 - it imports this module
+
+    app.print(completion.shell_script(args.shell))
     return EXIT_OK
 
 
 # --- argument parsing and error handling ----------------------------------------------------
 
 
-def _positive_seconds(text: str) -> float:
+def positive_duration(text: str) -> timedelta:
+    """A duration flag's value: "90s", "5m", "1h30m", "2h", "7d", or plain seconds."""
     try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
+        duration = parse_cli_duration(text)
+    except DurationError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+    if duration <= timedelta(0):
+        raise argparse.ArgumentTypeError(f"expected a positive duration, got {text!r}")
+    return duration
+
+
+def wait_seconds(text: str) -> float:
+    return positive_duration(text).total_seconds()
+
+
+def ttl_text(text: str) -> str:
+    """--ttl as the Lab's spec.ttl: a duration as given, or plain seconds as one ("1h30m")."""
+    duration = positive_duration(text)
+    try:
+        parse_duration(text)
+    except DurationError:
+        try:
+            return format_duration(duration)
+        except DurationError as error:
+            raise argparse.ArgumentTypeError(f"a TTL is whole seconds, got {text!r}") from error
+    return text
 
 
 def _global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
     # Without defaults (SUPPRESS), a subcommand's copy never overrides a value given first.
     unset: dict[str, Any] = {} if defaults else {"default": argparse.SUPPRESS}
     parser.add_argument(
-        "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)", **unset
+        "--kubeconfig",
+        metavar=FILE_METAVAR,
+        help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)",
+        **unset,
     )
     parser.add_argument(
-        "--context", help="kubeconfig context (default: the current context)", **unset
+        "--context",
+        metavar=CONTEXT_METAVAR,
+        help="kubeconfig context (default: the current context)",
+        **unset,
     )
     parser.add_argument(
-        "-o", "--output", choices=("text", "json"), **({"default": "text"} if defaults else unset)
+        "-o",
+        "--output",
+        choices=OUTPUT_FORMATS,
+        help="output format: text (default), json, yaml, name (lab.roadlab.dev/NAME) or wide; "
+        "each command takes those that fit it",
+        **({"default": "text"} if defaults else unset),
     )
 
 
@@ -1064,12 +1185,24 @@ def _subparser(common: argparse.ArgumentParser) -> type[argparse.ArgumentParser]
     return Subcommand
 
 
+def _wait_options(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--wait", action="store_true", help=f"wait {what}")
+    parser.add_argument(
+        "--timeout",
+        type=wait_seconds,
+        default=DEFAULT_WAIT_SECONDS,
+        help="how long to wait, e.g. 90s, 5m, 1h (default 5m)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kubectl lab",
         description="Start, follow and check Roadlab labs.",
-        epilog="exit codes: 0 ok, 1 failure, 2 usage error, 3 not found, 4 timeout",
+        epilog="durations: 90s, 5m, 1h30m, 2h, 7d (or seconds); "
+        "exit codes: 0 ok, 1 failure, 2 usage error, 3 not found, 4 timeout",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     _global_options(parser, defaults=True)
     # Like kubectl, the global flags may also follow the command: `kubectl lab list -o json`.
     common = argparse.ArgumentParser(add_help=False)
@@ -1078,51 +1211,65 @@ def build_parser() -> argparse.ArgumentParser:
         dest="command", required=True, metavar="COMMAND", parser_class=_subparser(common)
     )
 
-    catalog = commands.add_parser("catalog", help="list the catalog labs, or show one")
-    catalog.add_argument("id", nargs="?", help="catalog lab id")
-    catalog.set_defaults(handler=cmd_catalog)
+    def command(
+        name: str,
+        handler: Callable[[App, argparse.Namespace], int],
+        help_: str,
+        outputs: Sequence[str],
+    ) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_, description=help_)
+        sub.set_defaults(handler=handler, outputs=outputs)
+        return sub
 
-    start = commands.add_parser("start", help="start a lab")
-    start.add_argument("lab", help="catalog lab id")
+    catalog = command("catalog", cmd_catalog, "list the catalog labs, or show one", OUTPUT_FORMATS)
+    catalog.add_argument("id", nargs="?", metavar=LAB_ID_METAVAR, help="catalog lab id")
+
+    start = command("start", cmd_start, "start a lab", LAB_OUTPUTS)
+    start.add_argument("lab", metavar=LAB_ID_METAVAR, help="catalog lab id")
     start.add_argument("--name", help="Lab name (default: <learner>-<lab>)")
     start.add_argument("--learner", help="learner id (default: $USER)")
-    start.add_argument("--ttl", default="2h", help="lifetime, e.g. 90m, 2h, 1d (default 2h)")
+    start.add_argument(
+        "--ttl", type=ttl_text, default="2h", help="lifetime, e.g. 90m, 2h, 1d (default 2h)"
+    )
     start.add_argument(
         "--param", action="append", default=[], metavar="NAME=VALUE", help="a lab parameter"
     )
-    start.add_argument("--wait", action="store_true", help="wait until the lab is ready")
-    start.add_argument("--timeout", type=_positive_seconds, default=DEFAULT_WAIT_SECONDS)
-    start.set_defaults(handler=cmd_start)
+    _wait_options(start, "until the lab is ready")
 
-    listing = commands.add_parser("list", help="list labs")
+    listing = command("list", cmd_list, "list labs", OUTPUT_FORMATS)
     listing.add_argument("--learner", help="only this learner's labs")
-    listing.set_defaults(handler=cmd_list)
 
-    status = commands.add_parser("status", help="a lab's state and tasks")
-    status.add_argument("name")
-    status.set_defaults(handler=cmd_status)
+    status = command("status", cmd_status, "a lab's state and tasks", LAB_OUTPUTS)
+    status.add_argument("name", metavar=LAB_METAVAR)
 
-    check = commands.add_parser("check", help="ask for a check of the lab's tasks")
-    check.add_argument("name")
-    check.add_argument("--wait", action="store_true", help="wait for the results")
-    check.add_argument("--timeout", type=_positive_seconds, default=DEFAULT_WAIT_SECONDS)
-    check.set_defaults(handler=cmd_check)
+    check = command("check", cmd_check, "ask for a check of the lab's tasks", LAB_OUTPUTS)
+    check.add_argument("name", metavar=LAB_METAVAR)
+    _wait_options(check, "for the results")
 
-    hint = commands.add_parser("hint", help="the hint of one task")
-    hint.add_argument("name")
-    hint.add_argument("task", help="task id")
-    hint.set_defaults(handler=cmd_hint)
+    hint = command("hint", cmd_hint, "the hint of one task", ("text",))
+    hint.add_argument("name", metavar=LAB_METAVAR)
+    hint.add_argument("task", metavar=TASK_METAVAR, help="task id")
 
-    kubeconfig = commands.add_parser("kubeconfig", help="a kubeconfig for the lab's learner")
-    kubeconfig.add_argument("name")
-    kubeconfig.add_argument("--duration", default=DEFAULT_TOKEN_DURATION, help="token lifetime")
-    kubeconfig.set_defaults(handler=cmd_kubeconfig)
+    kubeconfig = command(
+        "kubeconfig", cmd_kubeconfig, "a kubeconfig for the lab's learner", DOCUMENT_OUTPUTS
+    )
+    kubeconfig.add_argument("name", metavar=LAB_METAVAR)
+    kubeconfig.add_argument(
+        "--duration",
+        type=positive_duration,
+        default=DEFAULT_TOKEN_DURATION,
+        help=f"token lifetime, e.g. 30m, 8h (default {DEFAULT_TOKEN_DURATION})",
+    )
 
-    delete = commands.add_parser("delete", help="delete a lab")
-    delete.add_argument("name")
-    delete.add_argument("--wait", action="store_true", help="wait until it is gone")
-    delete.add_argument("--timeout", type=_positive_seconds, default=DEFAULT_WAIT_SECONDS)
-    delete.set_defaults(handler=cmd_delete)
+    delete = command("delete", cmd_delete, "delete a lab", ("text", "name"))
+    delete.add_argument("name", metavar=LAB_METAVAR)
+    _wait_options(delete, "until it is gone")
+
+    command("version", cmd_version, "the version of kubectl lab", DOCUMENT_OUTPUTS)
+    completion = command(
+        "completion", cmd_completion, "a shell completion script for kubectl-lab", ("text",)
+    )
+    completion.add_argument("shell", choices=("bash", "zsh"))
     return parser
 
 
@@ -1130,9 +1277,15 @@ def run(app: App, argv: Sequence[str]) -> int:
     """Parse argv and run the command; every expected failure becomes (stderr line, code)."""
     parser = build_parser()
     try:
-        args = parser.parse_args(list(argv))
+        with contextlib.redirect_stdout(app.out):  # --help and --version print to stdout
+            args = parser.parse_args(list(argv))
     except SystemExit as exit_:  # argparse has printed the usage error
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    if args.output not in args.outputs:
+        app.note(
+            f"error: {args.command} has no -o {args.output} (it takes: {', '.join(args.outputs)})"
+        )
+        return EXIT_USAGE
     app.output, app.kubeconfig, app.context = args.output, args.kubeconfig, args.context
     handler: Callable[[App, argparse.Namespace], int] = args.handler
     try:
@@ -1151,13 +1304,17 @@ def run(app: App, argv: Sequence[str]) -> int:
     return code
 
 
-def _connect(kubeconfig: str | None, context: str | None) -> LabApi:
+def connect_lab_api(kubeconfig: str | None, context: str | None) -> LabApi:
     return KubeApi.from_kubeconfig(kubeconfig, context)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console script entry point (`kubectl-lab`)."""
-    app = App(connect=_connect, catalog_dir=Settings.from_environment().catalog_dir)
+    app = App(connect=connect_lab_api, catalog_dir=default_catalog_dir())
+    if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions (`kubectl lab completion`)
+        from roadlab import completion  # noqa: PLC0415 - it imports this module
+
+        completion.answer_shell(app)  # prints them and exits
     return run(app, sys.argv[1:] if argv is None else argv)
 
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 DURATION_PATTERN = r"^([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?$"
 _DURATION_RE = re.compile(r"(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?")
 _MAX_DURATION_LEN = 32  # far beyond any sane TTL; bounds int() work on hostile input
+_PLAIN_SECONDS_RE = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,9})?")
 
 
 class DurationError(ValueError):
@@ -35,6 +36,14 @@ def parse_duration(text: str) -> timedelta:
         )
     days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
     return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+def parse_cli_duration(text: str) -> timedelta:
+    """A command-line duration: Go-style like parse_duration ("5m", "1h30m", "90s", "2h"),
+    or a plain number of seconds ("300", "2.5"), which the wait flags took before units."""
+    if isinstance(text, str) and _PLAIN_SECONDS_RE.fullmatch(text):
+        return timedelta(seconds=float(text))
+    return parse_duration(text)
 
 
 def format_duration(delta: timedelta) -> str:

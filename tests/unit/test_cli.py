@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import importlib.metadata
 import io
 import json
 import shutil
@@ -1128,7 +1129,17 @@ def test_a_broken_kubeconfig_is_reported_clearly() -> None:
 
 @pytest.mark.parametrize(
     "argv",
-    [[], ["bogus"], ["status"], ["start", "smoke", "--timeout", "0"], ["-o", "yaml", "list"]],
+    [
+        [],
+        ["bogus"],
+        ["status"],
+        ["start", "smoke", "--timeout", "0"],
+        ["start", "smoke", "--timeout", "soon"],
+        ["start", "smoke", "--ttl", "0"],
+        ["start", "smoke", "--ttl", "1.5"],
+        ["kubeconfig", "alice-smoke", "--duration", "-5m"],
+        ["-o", "xml", "list"],
+    ],
 )
 def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     harness = Harness(FakeApi())
@@ -1137,11 +1148,152 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
     assert harness.connected == []
 
 
+# --- output formats, version, durations -----------------------------------------------------
+
+
+def test_yaml_output_is_the_json_document() -> None:
+    lab = make_lab(status=ready_status())
+    for argv in (["list"], ["status", "alice-smoke"], ["catalog"], ["catalog", "smoke"]):
+        as_json, as_yaml = Harness(FakeApi(lab)), Harness(FakeApi(lab))
+        assert as_json.run("-o", "json", *argv) == 0
+        assert as_yaml.run(*argv, "-o", "yaml") == 0
+        assert yaml.safe_load(as_yaml.out) == json.loads(as_json.out), argv
+    harness = Harness(FakeApi(lab))
+    assert harness.run("-o", "yaml", "status", "alice-smoke") == 0
+    assert harness.out.startswith("apiVersion: roadlab.dev/v1alpha1\nkind: Lab\n")
+
+
+def test_name_output_is_kubectls_resource_slash_name() -> None:
+    api = FakeApi(make_lab("b", "bob", status=ready_status()), make_lab("a"))
+    harness = Harness(api)
+    assert harness.run("list", "-o", "name") == 0
+    assert harness.out == "lab.roadlab.dev/a\nlab.roadlab.dev/b\n"
+    for argv in (["status", "b"], ["check", "b"], ["delete", "b"]):
+        harness = Harness(api)
+        assert harness.run("-o", "name", *argv) == 0, argv
+        assert harness.out == "lab.roadlab.dev/b\n", argv
+    harness = Harness(FakeApi())
+    assert harness.run("-o", "name", "start", "smoke") == 0
+    assert harness.out == "lab.roadlab.dev/alice-smoke\n"
+    harness = Harness(FakeApi())
+    assert harness.run("list", "-o", "name") == 0
+    assert (harness.out, harness.err) == ("", "no labs found\n")
+    # Catalog labs are no API objects: -o name gives their bare ids, one per line.
+    harness = Harness(FakeApi())
+    assert harness.run("catalog", "-o", "name") == 0
+    assert harness.out == "smoke\n"
+
+
+def test_start_wait_name_output_prints_the_name_once_ready() -> None:
+    api = FakeApi()
+    api.script["alice-smoke"] = [make_lab(status=ready_status())]
+    harness = Harness(api)
+    assert harness.run("start", "smoke", "--wait", "-o", "name") == 0
+    assert harness.out == "lab.roadlab.dev/alice-smoke\n"
+
+
+def test_wide_output_adds_columns() -> None:
+    lab = make_lab(
+        status=ready_status(last_check={"state": "Failed", "finishedAt": ts(timedelta(0))})
+    )
+    harness = Harness(FakeApi(lab))
+    assert harness.run("list", "-o", "wide") == 0
+    assert harness.out == (
+        "NAME          LAB     LEARNER   READY   PROGRESS   EXPIRES    AGE   NAMESPACE"
+        "         TTL   COMPLETED   LAST CHECK\n"
+        "alice-smoke   smoke   alice     True    1/2        in 1h52m   6m    lab-alice-smoke"
+        "   2h    False       Failed\n"
+    )
+    harness = Harness(FakeApi())
+    assert harness.run("catalog", "-o", "wide") == 0
+    header, row = harness.out.splitlines()
+    assert header.endswith("TASKS   PARAMETERS          CHECK TIMEOUT")
+    assert row.endswith("2       greeting,replicas   180s")
+
+
+def test_kubeconfig_yaml_output() -> None:
+    api = FakeApi(make_lab(status=ready_status()))
+    harness = Harness(api)
+    assert harness.run("kubeconfig", "alice-smoke", "-o", "yaml") == 0
+    assert yaml.safe_load(harness.out)["current-context"] == "roadlab-alice-smoke"
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (
+            ["-o", "wide", "status", "alice-smoke"],
+            "status has no -o wide (it takes: text, json, yaml, name)",
+        ),
+        (
+            ["hint", "alice-smoke", "scale-web", "-o", "json"],
+            "hint has no -o json (it takes: text)",
+        ),
+        (
+            ["-o", "name", "kubeconfig", "alice-smoke"],
+            "kubeconfig has no -o name (it takes: text, json, yaml)",
+        ),
+        (["delete", "alice-smoke", "-o", "yaml"], "delete has no -o yaml (it takes: text, name)"),
+    ],
+)
+def test_an_output_format_a_command_lacks_is_a_usage_error(argv: list[str], error: str) -> None:
+    harness = Harness(FakeApi(make_lab(status=ready_status())))
+    assert harness.run(*argv) == 2
+    assert (harness.out, harness.err) == ("", f"error: {error}\n")
+    assert harness.connected == []
+
+
+def test_version() -> None:
+    version = importlib.metadata.version("roadlab")
+    harness = Harness(FakeApi())
+    assert harness.run("--version") == 0
+    assert harness.out == f"kubectl lab {version}\n"
+    harness = Harness(FakeApi())
+    assert harness.run("version") == 0
+    assert harness.out == f"kubectl lab {version}\n"
+    harness = Harness(FakeApi())
+    assert harness.run("version", "-o", "json") == 0
+    assert json.loads(harness.out) == {"package": "roadlab", "version": version}
+    assert harness.connected == []
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90s", 90), ("5m", 300), ("1h30m", 5400), ("2h", 7200), ("3", 3), ("2.5", 2.5)],
+)
+def test_wait_timeouts_take_durations_or_seconds(text: str, seconds: float) -> None:
+    api = FakeApi()
+    api.script["alice-smoke"] = [make_lab()]
+    harness = Harness(api)
+    assert harness.run("start", "smoke", "--wait", "--timeout", text) == 4
+    assert sum(harness.sleeps) == seconds
+    assert f"timed out after {int(seconds)}s" in harness.err
+
+
+@pytest.mark.parametrize(("text", "ttl"), [("90m", "90m"), ("1h30m", "1h30m"), ("5400", "1h30m")])
+def test_ttl_takes_durations_or_whole_seconds(text: str, ttl: str) -> None:
+    api = FakeApi()
+    harness = Harness(api)
+    assert harness.run("start", "smoke", "--ttl", text) == 0
+    assert api.created[0]["spec"]["ttl"] == ttl
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("45m", 2700), ("1h", 3600), ("1800", 1800)])
+def test_token_duration_takes_durations_or_seconds(text: str, seconds: int) -> None:
+    api = FakeApi(make_lab(status=ready_status()))
+    harness = Harness(api)
+    assert harness.run("kubeconfig", "alice-smoke", "--duration", text) == 0
+    assert api.tokens == [("lab-alice-smoke", "learner", seconds)]
+
+
 def test_main_is_the_console_script(
     catalog_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
     assert pyproject["project"]["scripts"]["kubectl-lab"] == "roadlab.cli:main"
+    assert pyproject["project"]["scripts"]["kubectl_complete-lab"] == (
+        "roadlab.completion:kubectl_complete"
+    )
     monkeypatch.setenv("ROADLAB_CATALOG", str(catalog_dir))
     assert cli.main(["catalog", "smoke"]) == 0
     assert capsys.readouterr().out.startswith("ID:          smoke\n")

@@ -10,6 +10,7 @@ from roadlab.durations import (
     DurationError,
     format_duration,
     format_timestamp,
+    parse_cli_duration,
     parse_duration,
     parse_timestamp,
 )
@@ -110,6 +111,37 @@ def test_parse_never_crashes_unexpectedly(text: str) -> None:
         return
     assert result >= timedelta(0)
     assert text == "0" or text[-1] in "dhms"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("5m", timedelta(minutes=5)),
+        ("1h30m", timedelta(hours=1, minutes=30)),
+        ("90s", timedelta(seconds=90)),
+        ("2h", timedelta(hours=2)),
+        ("7d", timedelta(days=7)),
+        ("300", timedelta(seconds=300)),  # plain seconds, as the wait flags always took
+        ("2.5", timedelta(seconds=2.5)),
+        ("0", timedelta(0)),
+    ],
+)
+def test_cli_durations_take_units_or_seconds(text: str, expected: timedelta) -> None:
+    assert parse_cli_duration(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["", "soon", "-5", "-5m", "1.5h", "1e3", "inf", "nan", " 5", "5 ", ".5", "5.", "1" * 13]
+)
+def test_cli_durations_reject(text: str) -> None:
+    with pytest.raises(DurationError, match="invalid duration"):
+        parse_cli_duration(text)
+
+
+@given(st.integers(min_value=0, max_value=10**8))
+def test_cli_durations_agree_with_go_style(seconds: int) -> None:
+    delta = timedelta(seconds=seconds)
+    assert parse_cli_duration(format_duration(delta)) == parse_cli_duration(str(seconds)) == delta
 
 
 def test_timestamps() -> None:
