@@ -43,6 +43,10 @@ demo: ## The main job: cluster, images, helm install, a sample Lab solved and Co
 cold-check: ## Both README commands from a fresh clone with empty caches; prints each phase's time
 	scripts/cold-check.sh
 
+.PHONY: lock
+lock: ## Pin the operator image's Python packages (operator/constraints.txt) after a dependency change
+	scripts/lock.sh
+
 .PHONY: catalog
 catalog: ## List the catalog labs (title, difficulty, duration, prerequisites)
 	@$(PYTHON) -m roadlab.cli catalog

@@ -26,7 +26,7 @@ operator_context() {
   local ctx
   ctx=$(mktemp -d)
   tar -C "$REPO_DIR" --exclude=__pycache__ --exclude='*.py[cod]' --exclude='*.egg-info' \
-    -cf - .dockerignore README.md pyproject.toml operator labs crds | tar -C "$ctx" -xf -
+    -cf - .dockerignore README.md LICENSE pyproject.toml operator labs crds | tar -C "$ctx" -xf -
   echo "$ctx"
 }
 

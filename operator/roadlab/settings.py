@@ -7,10 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from roadlab import naming
-
-# Running from a checkout, the catalog is the repo's labs/; the image sets ROADLAB_CATALOG.
-_REPO_CATALOG = Path(__file__).resolve().parents[2] / "labs"
-
+from roadlab.catalog_location import default_catalog_dir
 
 DEFAULT_CHECKER_IMAGE = "localhost/roadlab/operator:0.1.0"
 
@@ -21,6 +18,9 @@ class CheckSettings:
 
     operator_namespace: str
     checker_image: str
+    # Secrets (in the operator's namespace) to pull checker_image with: the chart's
+    # imagePullSecrets, since the check Jobs run the operator's own image.
+    image_pull_secrets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -31,16 +31,18 @@ class Settings:
     liveness_port: int
     tick_seconds: float
     checker_image: str
+    image_pull_secrets: tuple[str, ...] = ()
 
     @property
     def checks(self) -> CheckSettings:
-        return CheckSettings(self.operator_namespace, self.checker_image)
+        return CheckSettings(self.operator_namespace, self.checker_image, self.image_pull_secrets)
 
     @classmethod
     def from_environment(cls) -> Settings:
         env = os.environ
         return cls(
-            catalog_dir=Path(env.get("ROADLAB_CATALOG", str(_REPO_CATALOG))),
+            # ROADLAB_CATALOG, else the wheel's packaged catalog (the image), else labs/.
+            catalog_dir=default_catalog_dir(env),
             operator_namespace=env.get(
                 "ROADLAB_OPERATOR_NAMESPACE", naming.DEFAULT_OPERATOR_NAMESPACE
             ),
@@ -48,4 +50,11 @@ class Settings:
             liveness_port=int(env.get("ROADLAB_LIVENESS_PORT", "8080")),
             tick_seconds=float(env.get("ROADLAB_TICK_SECONDS", "30")),
             checker_image=env.get("ROADLAB_CHECKER_IMAGE", DEFAULT_CHECKER_IMAGE),
+            image_pull_secrets=secret_names(env.get("ROADLAB_IMAGE_PULL_SECRETS", "")),
         )
+
+
+def secret_names(value: str) -> tuple[str, ...]:
+    """ROADLAB_IMAGE_PULL_SECRETS: comma-separated Secret names; blanks and repeats dropped."""
+    names = (name.strip() for name in value.split(","))
+    return tuple(dict.fromkeys(name for name in names if name))
