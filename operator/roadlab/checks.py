@@ -72,8 +72,13 @@ def check_job(
     image: str,
     operator_namespace: str,
     timeout: int,
+    image_pull_secrets: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The Job of one validation run; owned by the Lab, so it goes when the Lab goes."""
+    """The Job of one validation run; owned by the Lab, so it goes when the Lab goes.
+
+    image_pull_secrets: Secrets in operator_namespace to pull `image` with (the chart's
+    imagePullSecrets: the image is the operator's own).
+    """
     labels = {
         **naming.labels(request.lab_name, naming.COMPONENT_CHECK),
         "app.kubernetes.io/name": "roadlab-check",
@@ -85,6 +90,34 @@ def check_job(
         "capabilities": {"drop": ["ALL"]},
         "seccompProfile": {"type": "RuntimeDefault"},
     }
+    pod: dict[str, Any] = {
+        "serviceAccountName": naming.CHECKER_SERVICE_ACCOUNT,
+        "restartPolicy": "Never",
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 65532,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [
+            {
+                "name": "check",
+                "image": image,
+                "imagePullPolicy": "IfNotPresent",
+                "command": ["roadlab-check"],
+                "env": [{"name": "ROADLAB_CHECK_SPEC", "value": spec_json}],
+                "resources": {
+                    "requests": {"cpu": "50m", "memory": "96Mi"},
+                    "limits": {"cpu": "1", "memory": "256Mi"},
+                },
+                "securityContext": restricted,
+                "terminationMessagePolicy": "File",
+                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+            }
+        ],
+        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}}],
+    }
+    if image_pull_secrets:
+        pod["imagePullSecrets"] = [{"name": name} for name in image_pull_secrets]
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -108,35 +141,7 @@ def check_job(
             "backoffLimit": 0,
             "activeDeadlineSeconds": timeout,
             "ttlSecondsAfterFinished": JOB_TTL_SECONDS,
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "serviceAccountName": naming.CHECKER_SERVICE_ACCOUNT,
-                    "restartPolicy": "Never",
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": 65532,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
-                    "containers": [
-                        {
-                            "name": "check",
-                            "image": image,
-                            "imagePullPolicy": "IfNotPresent",
-                            "command": ["roadlab-check"],
-                            "env": [{"name": "ROADLAB_CHECK_SPEC", "value": spec_json}],
-                            "resources": {
-                                "requests": {"cpu": "50m", "memory": "96Mi"},
-                                "limits": {"cpu": "1", "memory": "256Mi"},
-                            },
-                            "securityContext": restricted,
-                            "terminationMessagePolicy": "File",
-                            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-                        }
-                    ],
-                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}}],
-                },
-            },
+            "template": {"metadata": {"labels": labels}, "spec": pod},
         },
     }
 

@@ -263,6 +263,7 @@ def start_check(  # noqa: PLR0917 - the handler's one call
         image=settings.checker_image,
         operator_namespace=settings.operator_namespace,
         timeout=timeout,
+        image_pull_secrets=settings.image_pull_secrets,
     )
     api.create_if_absent(job)
     run = CheckRun(token=token, job=job["metadata"]["name"], requested_at=format_timestamp(now))

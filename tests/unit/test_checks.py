@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
+import pytest
+
 from roadlab import checks, naming
 from roadlab.durations import format_timestamp
 from roadlab.models import CheckRun, LabDefinition, LabStatus
 from roadlab.rendering import render_context
+from roadlab.settings import CheckSettings, Settings, secret_names
 
 REQUEST = checks.CheckRequest("alice-smoke", "uid-1", "t1", "lab-alice-smoke")
 
@@ -49,6 +52,48 @@ def test_check_job_runs_out_of_the_learners_reach(catalog: dict[str, LabDefiniti
     assert container["command"] == ["roadlab-check"]
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_check_job_pulls_with_the_operators_pull_secrets(
+    catalog: dict[str, LabDefinition],
+) -> None:
+    # Same image as the operator: a private registry needs the same secrets.
+    spec = checks.check_spec(catalog["smoke"], CONTEXT, "alice-smoke", 60)
+    manifest = checks.check_job(
+        REQUEST,
+        spec,
+        image="registry.example/roadlab:1",
+        operator_namespace="roadlab-system",
+        timeout=60,
+        image_pull_secrets=("regcred", "mirror"),
+    )
+    pod = manifest["spec"]["template"]["spec"]
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}, {"name": "mirror"}]
+    # None configured: no empty list for the API server to store.
+    assert "imagePullSecrets" not in job(catalog)["spec"]["template"]["spec"]
+
+
+@pytest.mark.parametrize(
+    ("value", "names"),
+    [
+        ("", ()),
+        ("regcred", ("regcred",)),
+        ("regcred,mirror", ("regcred", "mirror")),
+        (" regcred , ,mirror,regcred,", ("regcred", "mirror")),
+    ],
+)
+def test_pull_secrets_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, value: str, names: tuple[str, ...]
+) -> None:
+    assert secret_names(value) == names
+    monkeypatch.setenv("ROADLAB_IMAGE_PULL_SECRETS", value)
+    assert Settings.from_environment().checks.image_pull_secrets == names
+
+
+def test_no_pull_secrets_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ROADLAB_IMAGE_PULL_SECRETS", raising=False)
+    assert Settings.from_environment().checks.image_pull_secrets == ()
+    assert CheckSettings("ns", "img").image_pull_secrets == ()
 
 
 def test_same_request_same_job_name(catalog: dict[str, LabDefinition]) -> None:

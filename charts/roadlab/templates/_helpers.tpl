@@ -17,3 +17,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "roadlab.image" -}}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end -}}
+
+{{/* imagePullSecrets' names, comma-separated: the operator's ROADLAB_IMAGE_PULL_SECRETS. */}}
+{{- define "roadlab.pullSecretNames" -}}
+{{- $names := list }}
+{{- range . }}{{ $names = append $names .name }}{{ end }}
+{{- join "," $names }}
+{{- end -}}
