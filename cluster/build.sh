@@ -70,15 +70,33 @@ build_pause() {
   rm -rf "$out" && mv "$out.tmp" "$out"
 }
 
-# build_tool NAME PACKAGE VERSION EXPECTED: `go install` a tool into the cache; link it into bin/.
+# build_tool NAME PACKAGE VERSION EXPECTED [LDFLAGS [KEY]]: `go install` a tool into the cache
+# (KEY names what the LDFLAGS stamp, so a new stamp is a new build); link it into bin/.
 build_tool() {
   local name=$1 package=$2 version=$3 out
-  out=$CACHE_DIR/bin/$name-$version
+  out=$CACHE_DIR/bin/$name-$version${6:+-$6}
   if [[ ! -x $out/$name ]]; then
-    GOBIN=$out.tmp with_progress "$name $version" "$4" go install -ldflags "-s -w" "$package@v$version"
+    GOBIN=$out.tmp with_progress "$name $version" "$4" go install -ldflags "-s -w ${5:-}" "$package@v$version"
     rm -rf "$out" && mv "$out.tmp" "$out"
   fi
   ln -sfn "$out/$name" "$CACHE_DIR/bin/$name"
+}
+
+# helm_k8s_version: the Kubernetes version Helm assumes without a cluster (`helm template`,
+# `helm lint`): upstream's Makefile stamps the minor of the client-go it builds with; a plain
+# `go install` leaves 1.20, which a chart's kubeVersion (>=1.30) refuses.
+helm_k8s_version() {
+  local gomod
+  gomod=$(go mod download -json "helm.sh/helm/v3@v$HELM_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
+  awk '$1 == "k8s.io/client-go" {split($2, v, "."); print v[1] + 1 + 0 "." v[2]; exit}' "$gomod" | tr -d v
+}
+helm_ldflags() {
+  local major minor pkg flags=""
+  IFS=. read -r major minor <<<"$(helm_k8s_version)"
+  for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+    flags+=" -X $pkg.k8sVersionMajor=$major -X $pkg.k8sVersionMinor=$minor"
+  done
+  echo "$flags"
 }
 
 # binary_image NAME DOCKERFILE_DIR BINARY: build a FROM-scratch image around one binary.
@@ -99,7 +117,7 @@ main() {
   build_go_module "$CLUSTER_DIR/build/coredns" "$(coredns_bin_dir)" coredns "2-3 min"
   build_metrics_server
   build_pause
-  build_tool helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" "2 min"
+  build_tool helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" "2 min" "$(helm_ldflags)" "k8s$(helm_k8s_version)"
   build_tool kubeconform github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION" "30 s"
   binary_image "$PAUSE_IMAGE" "$CLUSTER_DIR/images/pause" "$CACHE_DIR/bin/pause-$PAUSE_VERSION/pause"
   binary_image "$COREDNS_IMAGE" "$CLUSTER_DIR/images/coredns" "$(coredns_bin_dir)/coredns"

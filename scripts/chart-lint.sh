@@ -25,8 +25,8 @@ trap 'rm -rf "$rendered"' EXIT
 # The dry run needs its target namespace to exist; a throwaway one keeps this check from
 # touching (or depending on) a real install in roadlab-system.
 namespace=roadlab-chart-lint
-helm template roadlab "$chart" --namespace "$namespace" --include-crds >"$rendered/default.yaml"
-helm template roadlab "$chart" --namespace "$namespace" --set "$all_on" >"$rendered/all-on.yaml"
+helm template roadlab "$chart" --kube-version "$version" --namespace "$namespace" --include-crds >"$rendered/default.yaml"
+helm template roadlab "$chart" --kube-version "$version" --namespace "$namespace" --set "$all_on" >"$rendered/all-on.yaml"
 # ServiceMonitor and PrometheusRule are prometheus-operator's kinds, not served here.
 kubeconform -strict -summary -skip ServiceMonitor,PrometheusRule \
   -schema-location "$schemas/{{.ResourceKind}}{{.KindSuffix}}.json" "$rendered"/*.yaml

@@ -111,6 +111,15 @@ def test_metrics_are_scraped_from_the_operator_pod(release: str) -> None:
     assert "roadlab_check_latency_seconds_bucket" in text
 
 
+def test_helm_test_hook_passes(release: str) -> None:
+    # The chart's test pod reads the operator's metrics through its Service.
+    tested = run(
+        "helm", "test", RELEASE, "--namespace", OPERATOR_NAMESPACE, "--timeout", "3m", check=False
+    )  # fmt: skip
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert "Phase:          Succeeded" in tested.stdout, tested.stdout
+
+
 def test_uninstall_leaves_nothing_behind(
     release: str, api: client.ApiClient, kubeconfig: str
 ) -> None:
