@@ -50,7 +50,7 @@ from tests.e2e.operator_fixtures import (  # noqa: E402
 )
 from tests.e2e.waiting import wait_until  # noqa: E402
 
-from roadlab.k8s import load_api_client  # noqa: E402
+from roadlab.kube.client import load_api_client  # noqa: E402
 
 STATE_DIR = Path(os.environ.get("ROADLAB_STATE", "/var/lib/roadlab-cluster"))
 SMOKE_SHARE = 5  # one Lab in five is a smoke Lab (check Jobs)

@@ -28,8 +28,8 @@ from kubernetes import client  # noqa: E402
 from tests.e2e.operator_fixtures import Labs, OperatorProcess, install_crd_and_prereqs  # noqa: E402
 
 from bench.provisioning import kubeconfig  # noqa: E402
-from roadlab.durations import parse_timestamp  # noqa: E402
-from roadlab.k8s import load_api_client  # noqa: E402
+from roadlab.api.durations import parse_timestamp  # noqa: E402
+from roadlab.kube.client import load_api_client  # noqa: E402
 
 WEB_IMAGE = "localhost/roadlab/web:0.1.0"
 

@@ -30,7 +30,7 @@ from scale import Sampler  # noqa: E402
 from tests.e2e.lifecycle import leftovers, operator_jobs, run_cycles  # noqa: E402
 from tests.e2e.operator_fixtures import Labs, OperatorProcess, install_crd_and_prereqs  # noqa: E402
 
-from roadlab.k8s import load_api_client  # noqa: E402
+from roadlab.kube.client import load_api_client  # noqa: E402
 
 
 def main() -> None:

@@ -31,9 +31,9 @@ sys.path.insert(0, str(REPO))
 from kubernetes import client  # noqa: E402
 from tests.e2e.operator_fixtures import Labs, OperatorProcess, install_crd_and_prereqs  # noqa: E402
 
-from roadlab.catalog import load_catalog  # noqa: E402
-from roadlab.k8s import KubeApi, load_api_client  # noqa: E402
-from roadlab.plan import plan_lab  # noqa: E402
+from roadlab.catalog.loader import load_catalog  # noqa: E402
+from roadlab.controller.plan import plan_lab  # noqa: E402
+from roadlab.kube.client import KubeApi, load_api_client  # noqa: E402
 
 
 def kubeconfig() -> str:

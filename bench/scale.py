@@ -53,9 +53,9 @@ from tests.e2e.operator_fixtures import (  # noqa: E402
     metric_sum,
 )
 
-from roadlab.catalog import load_catalog  # noqa: E402
-from roadlab.k8s import KubeApi, load_api_client  # noqa: E402
-from roadlab.plan import plan_lab  # noqa: E402
+from roadlab.catalog.loader import load_catalog  # noqa: E402
+from roadlab.controller.plan import plan_lab  # noqa: E402
+from roadlab.kube.client import KubeApi, load_api_client  # noqa: E402
 
 CLK_TCK = 100  # os.sysconf("SC_CLK_TCK") on Linux
 

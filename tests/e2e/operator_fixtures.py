@@ -97,7 +97,7 @@ def free_port() -> int:
 
 
 class OperatorProcess:
-    """`python -m roadlab.main` with its own ports and log file; can be killed and restarted."""
+    """`python -m roadlab.controller.main`, own ports and log file; killable, restartable."""
 
     def __init__(self, kubeconfig: str, log_dir: Path, **env: str) -> None:
         self.kubeconfig = kubeconfig
@@ -117,7 +117,11 @@ class OperatorProcess:
         }
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "roadlab.main"], env=env, stdout=log, stderr=log, cwd=REPO
+            [sys.executable, "-m", "roadlab.controller.main"],
+            env=env,
+            stdout=log,
+            stderr=log,
+            cwd=REPO,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

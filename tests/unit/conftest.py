@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from roadlab.catalog import load_catalog
-from roadlab.models import LabDefinition
+from roadlab.catalog.loader import load_catalog
+from roadlab.catalog.schema import LabDefinition
 
 # The machine running these is shared with heavy builds: no wall-clock deadlines.
 settings.register_profile("roadlab", deadline=None, max_examples=100)

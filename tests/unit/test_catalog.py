@@ -6,14 +6,14 @@ from typing import Any
 import pytest
 import yaml
 
-from roadlab.catalog import (
+from roadlab.catalog.loader import (
     CatalogError,
     ParameterError,
     load_catalog,
     load_lab_definition,
     resolve_parameters,
 )
-from roadlab.models import LabDefinition
+from roadlab.catalog.schema import LabDefinition
 
 
 def write_lab(root: Path, lab_id: str = "demo", **overrides: Any) -> Path:

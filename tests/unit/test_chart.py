@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 import yaml
 
-from roadlab import naming
-from roadlab.guardrails import learner_role
-from roadlab.models import LabDefinition
-from roadlab.settings import secret_names
+from roadlab.api import naming
+from roadlab.catalog.schema import LabDefinition
+from roadlab.controller.guardrails import learner_role
+from roadlab.controller.settings import secret_names
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "roadlab"
 NAMESPACE = "roadlab-system"

@@ -15,12 +15,13 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 from probe_support import NS, FakeContext, deployment
 
-from roadlab import checker, checks
-from roadlab.catalog import load_catalog
-from roadlab.k8s import KubeApi
+from roadlab.api.results import TERMINATION_MESSAGE_LIMIT, parse_check_output
+from roadlab.catalog.loader import load_catalog
+from roadlab.catalog.rendering import render_context
+from roadlab.checker import main as checker
+from roadlab.controller import checks
+from roadlab.kube.client import KubeApi
 from roadlab.probes import PROBES, CheckResult, Probe, ProbeApiError
-from roadlab.rendering import render_context
-from roadlab.results import TERMINATION_MESSAGE_LIMIT, parse_check_output
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -226,7 +227,7 @@ def test_main_cannot_write_result(run: Run, tmp_path: Path) -> None:
 
 def test_console_script_is_declared() -> None:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())
-    assert project["project"]["scripts"]["roadlab-check"] == "roadlab.checker:main"
+    assert project["project"]["scripts"]["roadlab-check"] == "roadlab.checker.main:main"
 
 
 # --- the real context over KubeApi -----------------------------------------------------------

@@ -7,11 +7,13 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from roadlab import checks, naming
-from roadlab.durations import format_timestamp
-from roadlab.models import CheckRun, LabDefinition, LabStatus
-from roadlab.rendering import render_context
-from roadlab.settings import CheckSettings, Settings, secret_names
+from roadlab.api import naming
+from roadlab.api.durations import format_timestamp
+from roadlab.api.lab import CheckRun, LabStatus
+from roadlab.catalog.rendering import render_context
+from roadlab.catalog.schema import LabDefinition
+from roadlab.controller import checks
+from roadlab.controller.settings import CheckSettings, Settings, secret_names
 
 REQUEST = checks.CheckRequest("alice-smoke", "uid-1", "t1", "lab-alice-smoke")
 

@@ -22,9 +22,10 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from roadlab import cli, naming
-from roadlab.catalog import load_catalog
-from roadlab.models import LabDefinition, ParameterError
+from roadlab.api import naming
+from roadlab.catalog.loader import load_catalog
+from roadlab.catalog.schema import LabDefinition, ParameterError
+from roadlab.cli import app as cli
 
 NOW = datetime(2026, 11, 21, 10, 0, 0, tzinfo=UTC)
 TOKEN = "2026-11-21T10:00:00.000Z"  # new_check_token(NOW)
@@ -1290,9 +1291,9 @@ def test_main_is_the_console_script(
     catalog_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
-    assert pyproject["project"]["scripts"]["kubectl-lab"] == "roadlab.cli:main"
+    assert pyproject["project"]["scripts"]["kubectl-lab"] == "roadlab.cli.app:main"
     assert pyproject["project"]["scripts"]["kubectl_complete-lab"] == (
-        "roadlab.completion:kubectl_complete"
+        "roadlab.cli.completion:kubectl_complete"
     )
     monkeypatch.setenv("ROADLAB_CATALOG", str(catalog_dir))
     assert cli.main(["catalog", "smoke"]) == 0

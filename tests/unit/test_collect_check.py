@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from roadlab import reconciler
-from roadlab.catalog import load_catalog
-from roadlab.settings import CheckSettings
+from roadlab.catalog.loader import load_catalog
+from roadlab.controller import reconciler
+from roadlab.controller.settings import CheckSettings
 
 REPO = Path(__file__).resolve().parents[2]
 

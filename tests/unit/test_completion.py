@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
-from roadlab import cli, completion
-from roadlab.catalog import load_catalog
-from roadlab.models import LabDefinition
+from roadlab.catalog.loader import load_catalog
+from roadlab.catalog.schema import LabDefinition
+from roadlab.cli import app as cli
+from roadlab.cli import completion
 
 REPO_LABS = Path(__file__).resolve().parents[2] / "labs"
 Manifest = dict[str, Any]
@@ -280,7 +281,7 @@ def test_argcomplete_protocol_end_to_end(smoke_only: Path, tmp_path: Path) -> No
         "COMP_POINT": str(len(line)),
     }
     result = subprocess.run(
-        [sys.executable, "-c", "from roadlab.cli import main; main()"],
+        [sys.executable, "-c", "from roadlab.cli.app import main; main()"],
         env=env,
         capture_output=True,
         text=True,

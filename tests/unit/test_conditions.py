@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from roadlab import conditions as cond
-from roadlab.models import Condition
+from roadlab.api import conditions as cond
+from roadlab.api.lab import Condition
 
 T0 = "2026-11-21T10:00:00Z"
 

@@ -15,9 +15,9 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from roadlab import naming
-from roadlab.durations import DURATION_PATTERN, DurationError, parse_duration
-from roadlab.models import (
+from roadlab.api import naming
+from roadlab.api.durations import DURATION_PATTERN, DurationError, parse_duration
+from roadlab.api.lab import (
     DEFAULT_TTL,
     LAB_ID_PATTERN,
     LEARNER_PATTERN,
@@ -25,13 +25,13 @@ from roadlab.models import (
     REASON_PATTERN,
     TASK_ID_PATTERN,
     Condition,
-    LabDefinition,
     LabSpec,
     LabStatus,
     TaskResult,
     ValidationSpec,
 )
-from roadlab.plan import apply_task_results, mark_provisioned, plan_lab
+from roadlab.catalog.schema import LabDefinition
+from roadlab.controller.plan import apply_task_results, mark_provisioned, plan_lab
 
 Schema = dict[str, Any]
 

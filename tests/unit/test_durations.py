@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from roadlab.durations import (
+from roadlab.api.durations import (
     DurationError,
     format_duration,
     format_timestamp,

@@ -11,7 +11,8 @@ from typing import Any
 import kopf
 import pytest
 
-from roadlab import handlers, naming
+from roadlab.api import naming
+from roadlab.controller import handlers
 
 LAB = {"metadata": {"name": "alice-hpa", "uid": "u1"}, "spec": {"lab": "hpa"}}
 QUOTA = {

@@ -5,8 +5,9 @@ from typing import Any
 
 import pytest
 
-from roadlab import guardrails, naming
-from roadlab.models import EnvironmentDef, LimitRangeDef, PolicyRule
+from roadlab.api import naming
+from roadlab.catalog.schema import EnvironmentDef, LimitRangeDef, PolicyRule
+from roadlab.controller import guardrails
 
 NS = "lab-demo"
 

@@ -1,10 +1,10 @@
-"""roadlab.k8s.request_resource: how API requests are counted (roadlab_kube_api_requests)."""
+"""roadlab.kube.client.request_resource: how requests are counted (roadlab_kube_api_requests)."""
 
 from __future__ import annotations
 
 import pytest
 
-from roadlab.k8s import request_resource
+from roadlab.kube.client import request_resource
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import kopf
 
-from roadlab import handlers, naming
+from roadlab.api import naming
+from roadlab.controller import handlers
 
 
 def lab(annotations: dict[str, str]) -> kopf.Body:

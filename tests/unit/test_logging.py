@@ -15,8 +15,9 @@ import kopf
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from roadlab import handlers, main, memory, naming, reconciler
-from roadlab.settings import Settings
+from roadlab.api import naming
+from roadlab.controller import handlers, main, memory, reconciler
+from roadlab.controller.settings import Settings
 
 NOW = datetime(2026, 11, 21, 10, 0, 0, tzinfo=UTC)
 LAB: dict[str, Any] = {
@@ -29,7 +30,7 @@ QUOTA = {
     "kind": "ResourceQuota",
     "metadata": {"name": "lab-quota", "labels": {naming.LABEL_LAB: "alice-hpa"}},
 }
-OPERATOR = Path(handlers.__file__).parent
+PACKAGE = Path(handlers.__file__).parents[1]
 
 
 class NoJobs:
@@ -151,8 +152,8 @@ def test_a_namespaced_object_is_prefixed_with_its_namespace() -> None:
 def test_the_module_loggers_are_used_only_through_lab_logger() -> None:
     """A line logged straight to a module's logger would have no Lab: in the modules that
     handle Labs, the module logger is only used to make a lab_logger."""
-    for module in ("handlers.py", "reconciler.py", "k8s.py"):
-        tree = ast.parse((OPERATOR / module).read_text())
+    for module in ("controller/handlers.py", "controller/reconciler.py", "kube/client.py"):
+        tree = ast.parse((PACKAGE / module).read_text())
         users = {
             function.name
             for function in ast.walk(tree)

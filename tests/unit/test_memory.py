@@ -1,4 +1,4 @@
-"""roadlab.memory on this machine's glibc: the calls are taken, and a trim returns pages."""
+"""roadlab.controller.memory on this machine's glibc: calls are taken, a trim returns pages."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import platform
 
 import pytest
 
-from roadlab import memory
+from roadlab.controller import memory
 
 glibc = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc only")
 

@@ -20,10 +20,10 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from prometheus_client import REGISTRY, generate_latest
 
-from roadlab import handlers, metrics, reconciler
-from roadlab.k8s import count_requests
-from roadlab.models import LabStatus
-from roadlab.settings import Settings
+from roadlab.api.lab import LabStatus
+from roadlab.controller import handlers, metrics, reconciler
+from roadlab.controller.settings import Settings
+from roadlab.kube.client import count_requests
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "roadlab"
 # A metric name in PromQL: not part of a longer identifier, a label value with a dash

@@ -6,19 +6,15 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from roadlab.models import (
+from roadlab.api.lab import Condition, LabSpec, LabStatus, TaskResult, ValidationSpec
+from roadlab.catalog.schema import (
     DEFAULT_QUOTA,
     LEARNER_NAMESPACE_POLICY_PREREQUISITE,
-    Condition,
     EnvironmentDef,
     LabDefinition,
-    LabSpec,
-    LabStatus,
     ParameterDef,
     ParameterError,
     Prerequisite,
-    TaskResult,
-    ValidationSpec,
 )
 
 BASE: dict[str, Any] = {"lab": "smoke", "learner": "alice@example.com"}

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from roadlab import naming
+from roadlab.api import naming
 
 
 def test_api_coordinates() -> None:

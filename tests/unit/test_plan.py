@@ -5,9 +5,10 @@ from typing import Any
 
 import pytest
 
-from roadlab import conditions as cond
-from roadlab.models import Condition, LabDefinition, LabStatus, TaskResult
-from roadlab.plan import (
+from roadlab.api import conditions as cond
+from roadlab.api.lab import Condition, LabStatus, TaskResult
+from roadlab.catalog.schema import LabDefinition
+from roadlab.controller.plan import (
     PREREQUISITE_RETRY_SECONDS,
     LabPlan,
     apply_task_results,

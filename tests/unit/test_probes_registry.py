@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from probe_support import FakeContext
 
-from roadlab.models import LabDefinition
+from roadlab.catalog.schema import LabDefinition
 from roadlab.probes import PROBES, Probe, ProbeHttpError, run_check, validate_check
 from roadlab.probes.base import CheckResult, ProbeArgs, show
 

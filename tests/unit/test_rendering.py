@@ -7,8 +7,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from roadlab.models import LabDefinition
-from roadlab.rendering import (
+from roadlab.catalog.rendering import (
     ALLOWED_KINDS,
     RenderError,
     check_template,
@@ -17,6 +16,7 @@ from roadlab.rendering import (
     render_environment,
     render_template,
 )
+from roadlab.catalog.schema import LabDefinition
 
 NS = "lab-demo"
 TEMPLATE = """\

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from roadlab.models import TaskResult
-from roadlab.results import (
+from roadlab.api.lab import TaskResult
+from roadlab.api.results import (
     MAX_EVIDENCE_KEYS,
     MAX_MESSAGE,
     TERMINATION_MESSAGE_LIMIT,

@@ -95,14 +95,14 @@ def test_the_wheel_holds_the_code_the_catalog_and_the_license(wheel: Path) -> No
     assert "License-Expression: Apache-2.0\n" in metadata
     assert "Classifier: License ::" not in metadata  # PEP 639: the expression says it
     entry_points = zipfile.ZipFile(wheel).read(f"{dist_info}/entry_points.txt").decode()
-    assert "kubectl_complete-lab = roadlab.completion:kubectl_complete" in entry_points
+    assert "kubectl_complete-lab = roadlab.cli.completion:kubectl_complete" in entry_points
 
 
 def test_the_installed_package_is_the_wheel(
     venv: Path, elsewhere: tuple[Path, dict[str, str]]
 ) -> None:
     cwd, env = elsewhere
-    code = "import roadlab.catalog_location as c; print(c.__file__); print(c.default_catalog_dir())"
+    code = "import roadlab.catalog.location as c; print(c.__file__); print(c.default_catalog_dir())"
     module, catalog = _run([str(venv / "bin" / "python"), "-c", code], cwd, env).split()
     assert Path(module).is_relative_to(venv)
     assert Path(catalog).is_relative_to(venv)

@@ -11,10 +11,10 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from roadlab import naming
-from roadlab.models import EnvironmentDef, LimitRangeDef, PolicyRule
+from roadlab.api import naming
+from roadlab.catalog.policy import RBAC_GROUP, check_learner_rules
+from roadlab.catalog.schema import EnvironmentDef, LimitRangeDef, PolicyRule
 
-_RBAC_GROUP = "rbac.authorization.k8s.io"
 _CRUD = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]
 _READ = ["get", "list", "watch"]
 
@@ -55,10 +55,6 @@ LEARNER_BASE_RULES: tuple[dict[str, Any], ...] = (
     {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": _READ},
     {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": _CRUD},
 )
-
-# Resources an extra learner rule may never touch: they are the guardrails.
-_PROTECTED_RESOURCES = frozenset({"resourcequotas", "limitranges", "networkpolicies", "namespaces"})
-_PROTECTED_VERBS = frozenset({"escalate", "bind", "impersonate"})
 
 
 def owner_reference(lab_body: Mapping[str, Any]) -> dict[str, Any]:
@@ -193,25 +189,6 @@ def learner_service_account(lab_name: str, namespace: str) -> dict[str, Any]:
     }
 
 
-def check_learner_rules(rules: Sequence[PolicyRule]) -> None:
-    """Refuse extra learner rules that could loosen the guardrails (ValueError)."""
-    for index, rule in enumerate(rules):
-        where = f"learnerRules[{index}]"
-        values = [*rule.api_groups, *rule.resources, *rule.verbs, *(rule.resource_names or [])]
-        if any("*" in value for value in values):
-            raise ValueError(f"{where}: wildcards are not allowed")
-        if _RBAC_GROUP in rule.api_groups:
-            raise ValueError(f"{where}: RBAC objects are not allowed")
-        touched = {resource.split("/", 1)[0] for resource in rule.resources}
-        if touched & _PROTECTED_RESOURCES:
-            raise ValueError(
-                f"{where}: {sorted(touched & _PROTECTED_RESOURCES)} are guardrails; "
-                "learners may not change them"
-            )
-        if set(rule.verbs) & _PROTECTED_VERBS:
-            raise ValueError(f"{where}: verbs {sorted(set(rule.verbs) & _PROTECTED_VERBS)}")
-
-
 def learner_role(
     lab_name: str,
     namespace: str,
@@ -236,7 +213,7 @@ def learner_role(
             }
         )
     return {
-        "apiVersion": f"{_RBAC_GROUP}/v1",
+        "apiVersion": f"{RBAC_GROUP}/v1",
         "kind": "Role",
         "metadata": _meta(naming.LEARNER_ROLE, lab_name, naming.COMPONENT_LEARNER, namespace),
         "rules": copy.deepcopy(list(LEARNER_BASE_RULES)) + extra,
@@ -246,19 +223,19 @@ def learner_role(
 def learner_role_binding(lab_name: str, namespace: str, learner: str) -> dict[str, Any]:
     """Bind the learner Role to the lab's learner ServiceAccount and to the human user."""
     return {
-        "apiVersion": f"{_RBAC_GROUP}/v1",
+        "apiVersion": f"{RBAC_GROUP}/v1",
         "kind": "RoleBinding",
         "metadata": _meta(
             naming.LEARNER_ROLE_BINDING, lab_name, naming.COMPONENT_LEARNER, namespace
         ),
-        "roleRef": {"apiGroup": _RBAC_GROUP, "kind": "Role", "name": naming.LEARNER_ROLE},
+        "roleRef": {"apiGroup": RBAC_GROUP, "kind": "Role", "name": naming.LEARNER_ROLE},
         "subjects": [
             {
                 "kind": "ServiceAccount",
                 "name": naming.LEARNER_SERVICE_ACCOUNT,
                 "namespace": namespace,
             },
-            {"apiGroup": _RBAC_GROUP, "kind": "User", "name": learner},
+            {"apiGroup": RBAC_GROUP, "kind": "User", "name": learner},
         ],
     }
 
@@ -268,13 +245,13 @@ def checker_role_binding(
 ) -> dict[str, Any]:
     """Let check Jobs (running as roadlab-checker in the operator namespace) read the lab."""
     return {
-        "apiVersion": f"{_RBAC_GROUP}/v1",
+        "apiVersion": f"{RBAC_GROUP}/v1",
         "kind": "RoleBinding",
         "metadata": _meta(
             naming.CHECKER_ROLE_BINDING, lab_name, naming.COMPONENT_CHECKER, namespace
         ),
         "roleRef": {
-            "apiGroup": _RBAC_GROUP,
+            "apiGroup": RBAC_GROUP,
             "kind": "ClusterRole",
             "name": naming.CHECKER_CLUSTER_ROLE,
         },

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from roadlab.durations import format_timestamp
-from roadlab.models import TaskResult
+from roadlab.api.durations import format_timestamp
+from roadlab.api.lab import TaskResult
 
 RESULT_VERSION = 1
 TERMINATION_MESSAGE_LIMIT = 4096  # bytes the kubelet keeps of a termination message

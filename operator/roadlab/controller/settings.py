@@ -6,8 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from roadlab import naming
-from roadlab.catalog_location import default_catalog_dir
+from roadlab.api import naming
+from roadlab.catalog.location import default_catalog_dir
 
 DEFAULT_CHECKER_IMAGE = "localhost/roadlab/operator:0.1.0"
 

@@ -6,7 +6,7 @@ Reads the tasks to check from ROADLAB_CHECK_SPEC (JSON, written by the operator)
      "tasks": [{"id": "scale-web", "probe": "resource", "args": {...}}]}
 
 runs each task's probe in order against the lab namespace, prints a readable report to
-stdout (the Job's log) and writes the bounded result document (see roadlab.results) to
+stdout (the Job's log) and writes the bounded result document (see roadlab.api.results) to
 /dev/termination-log, or to ROADLAB_RESULT_PATH. Exits 0 whenever the result was written,
 whatever the tasks' outcomes; 1 only when it could not be written.
 """
@@ -30,8 +30,9 @@ from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from pydantic.alias_generators import to_camel
 
-from roadlab.k8s import KubeApi, describe_api_error, load_api_client
-from roadlab.models import TASK_ID_PATTERN
+from roadlab.api.lab import TASK_ID_PATTERN
+from roadlab.api.results import TaskOutcome, encode_results
+from roadlab.kube.client import KubeApi, describe_api_error, load_api_client
 from roadlab.probes import (
     CheckResult,
     HttpResponse,
@@ -42,7 +43,6 @@ from roadlab.probes import (
     describe_args_error,
     run_check,
 )
-from roadlab.results import TaskOutcome, encode_results
 
 SPEC_ENV = "ROADLAB_CHECK_SPEC"
 RESULT_PATH_ENV = "ROADLAB_RESULT_PATH"
@@ -298,7 +298,7 @@ class DeadlineContext:
 
 
 def kube_context(namespace: str) -> ProbeContext:
-    """The default context factory: in-cluster config (or kubeconfig) via roadlab.k8s."""
+    """The default context factory: in-cluster config (or kubeconfig) via roadlab.kube.client."""
     return KubeProbeContext(KubeApi(load_api_client()), namespace)
 
 

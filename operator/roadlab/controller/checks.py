@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from roadlab import naming
-from roadlab.durations import parse_timestamp
-from roadlab.models import CheckRunState, LabDefinition, LabStatus
-from roadlab.rendering import render_data
+from roadlab.api import naming
+from roadlab.api.durations import parse_timestamp
+from roadlab.api.lab import CheckRunState, LabStatus
+from roadlab.catalog.rendering import render_data
+from roadlab.catalog.schema import LabDefinition
 
 # The checker stops starting tasks this long before the Job's deadline, so it can
 # still report what it has; the deadline itself catches a check that hangs.

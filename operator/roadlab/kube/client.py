@@ -25,7 +25,7 @@ from kubernetes.dynamic.exceptions import (
     ResourceNotFoundError,
 )
 
-from roadlab import naming
+from roadlab.api import naming
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from roadlab.durations import format_timestamp
-from roadlab.models import Condition, ConditionStatus
+from roadlab.api.durations import format_timestamp
+from roadlab.api.lab import Condition, ConditionStatus
 
 TRUE: ConditionStatus = "True"
 FALSE: ConditionStatus = "False"

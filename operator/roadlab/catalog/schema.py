@@ -1,16 +1,13 @@
-"""Typed models for the Lab custom resource (spec/status) and for catalog lab.yaml files.
-
-Wire models ignore unknown fields (the API server already prunes them, and kopf may keep
-its own bookkeeping in status); catalog models forbid them so typos in lab.yaml fail loudly.
+"""The catalog's lab.yaml schema. Catalog models forbid unknown keys so typos in lab.yaml
+fail loudly.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import timedelta
 from pathlib import PurePosixPath
-from typing import Annotated, Any, Literal, TypeAlias
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -18,188 +15,33 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
-    StrictBool,
-    StrictFloat,
     StrictInt,
-    StrictStr,
     StringConstraints,
     field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
 
-from roadlab.durations import format_duration, parse_duration, parse_timestamp
-from roadlab.naming import LEARNER_NAMESPACE_POLICY
-
-# Patterns are shared with crds/lab.yaml; tests check that both say the same thing.
-LAB_ID_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$"
-LEARNER_PATTERN = r"^[a-zA-Z0-9]([-_.@a-zA-Z0-9]{0,61}[a-zA-Z0-9])?$"
-PARAMETER_NAME_PATTERN = r"^[a-zA-Z][a-zA-Z0-9_]{0,62}$"
-REASON_PATTERN = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
-TASK_ID_PATTERN = r"^[a-z0-9][-a-z0-9]{0,62}$"
-MAX_PARAMETERS = 32
-MAX_PARAMETER_STRING_LENGTH = 256
-MAX_EVIDENCE_ITEMS = 16
-MIN_TTL = timedelta(minutes=5)
-MAX_TTL = timedelta(days=7)
-DEFAULT_TTL = "2h"
-MIN_INTERVAL_SECONDS = 30
-MAX_INTERVAL_SECONDS = 86400
-
-ParamValue: TypeAlias = int | bool | str
-# Strict so that YAML/JSON true never becomes 1 and 1 never becomes "1" or True.
-WireParamValue: TypeAlias = (
-    StrictBool
-    | StrictInt
-    | Annotated[StrictStr, StringConstraints(max_length=MAX_PARAMETER_STRING_LENGTH)]
+from roadlab.api.lab import (
+    LAB_ID_PATTERN,
+    MAX_PARAMETER_STRING_LENGTH,
+    MAX_PARAMETERS,
+    TASK_ID_PATTERN,
+    ParamName,
+    ParamValue,
+    WireParamValue,
 )
-ParamName = Annotated[str, StringConstraints(pattern=PARAMETER_NAME_PATTERN)]
-EvidenceValue: TypeAlias = (
-    StrictBool | StrictInt | StrictFloat | Annotated[StrictStr, StringConstraints(max_length=1024)]
-)
-ConditionStatus = Literal["True", "False", "Unknown"]
-TaskState = Literal["Pending", "Passed", "Failed", "Error"]
+from roadlab.api.naming import LEARNER_NAMESPACE_POLICY
 
 
 class ParameterError(ValueError):
     """A lab parameter is unknown, missing, or has the wrong type or value."""
 
 
-class WireModel(BaseModel):
-    """camelCase on the wire, snake_case in Python; tolerant of unknown fields."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
-
-    def to_wire(self) -> dict[str, Any]:
-        """JSON-ready dict by alias, without unset optionals (suitable for a merge patch)."""
-        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
-
-
 class CatalogModel(BaseModel):
     """Like WireModel but rejects unknown keys: catalog files are written by hand."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
-
-# --- Lab spec -------------------------------------------------------------------------------
-
-
-class ValidationSpec(WireModel):
-    """How the operator checks the learner's work."""
-
-    interval_seconds: StrictInt = 0  # 0: only on request
-    # None: the lab's own checkTimeoutSeconds (a load test needs longer than a field check).
-    timeout_seconds: StrictInt | None = Field(default=None, ge=10, le=900)
-
-    @field_validator("interval_seconds")
-    @classmethod
-    def _interval(cls, value: int) -> int:
-        if value != 0 and not MIN_INTERVAL_SECONDS <= value <= MAX_INTERVAL_SECONDS:
-            raise ValueError(
-                f"intervalSeconds must be 0 (no periodic checks) or between "
-                f"{MIN_INTERVAL_SECONDS} and {MAX_INTERVAL_SECONDS}"
-            )
-        return value
-
-
-class LabSpec(WireModel):
-    """spec of a Lab: which catalog lab, for whom, for how long, with which parameters."""
-
-    lab: Annotated[str, StringConstraints(pattern=LAB_ID_PATTERN)]
-    learner: Annotated[str, StringConstraints(pattern=LEARNER_PATTERN, max_length=63)]
-    ttl: str = DEFAULT_TTL
-    parameters: dict[ParamName, WireParamValue] = Field(
-        default_factory=dict, max_length=MAX_PARAMETERS
-    )
-    validation: ValidationSpec = Field(default_factory=ValidationSpec)
-
-    @field_validator("ttl")
-    @classmethod
-    def _ttl(cls, value: str) -> str:
-        delta = parse_duration(value)
-        if not MIN_TTL <= delta <= MAX_TTL:
-            raise ValueError(
-                f"ttl {value!r} is out of range: must be between {format_duration(MIN_TTL)} "
-                f"and {format_duration(MAX_TTL)}"
-            )
-        return value
-
-    def ttl_delta(self) -> timedelta:
-        """The TTL as a timedelta (already validated)."""
-        return parse_duration(self.ttl)
-
-
-# --- Lab status -----------------------------------------------------------------------------
-
-
-def _check_timestamp(value: str | None) -> str | None:
-    if value is not None:
-        parse_timestamp(value)
-    return value
-
-
-class Condition(WireModel):
-    """metav1.Condition."""
-
-    type: Annotated[str, StringConstraints(min_length=1, max_length=316)]
-    status: ConditionStatus
-    reason: Annotated[str, StringConstraints(pattern=REASON_PATTERN, max_length=1024)]
-    message: Annotated[str, StringConstraints(max_length=32768)] = ""
-    last_transition_time: str
-    observed_generation: int = Field(default=0, ge=0)
-
-    _ts = field_validator("last_transition_time")(_check_timestamp)
-
-
-class TaskResult(WireModel):
-    """The latest known outcome of one catalog task for this Lab."""
-
-    id: Annotated[str, StringConstraints(pattern=TASK_ID_PATTERN)]
-    title: str = ""
-    state: TaskState = "Pending"
-    message: Annotated[str, StringConstraints(max_length=4096)] = ""
-    hint: str | None = None
-    checked_at: str | None = None
-    evidence: dict[str, EvidenceValue] | None = Field(default=None, max_length=MAX_EVIDENCE_ITEMS)
-
-    _ts = field_validator("checked_at")(_check_timestamp)
-
-
-CheckRunState = Literal["Running", "Passed", "Failed", "Error", "TimedOut"]
-
-
-class CheckRun(WireModel):
-    """The latest validation run: which request started it, its Job, and how it ended."""
-
-    token: str
-    job: str
-    requested_at: str | None = None
-    finished_at: str | None = None
-    state: CheckRunState = "Running"
-
-    _ts = field_validator("requested_at", "finished_at")(_check_timestamp)
-
-
-class LabStatus(WireModel):
-    """status of a Lab. Everything is optional so that an empty status parses."""
-
-    conditions: list[Condition] = Field(default_factory=list)
-    namespace: str | None = None
-    tasks: list[TaskResult] = Field(default_factory=list)
-    progress: str | None = None
-    tasks_passed: int | None = None
-    tasks_total: int | None = None
-    started_at: str | None = None
-    completed_at: str | None = None
-    expires_at: str | None = None
-    observed_generation: int | None = None
-    last_check: CheckRun | None = None
-
-    _ts = field_validator("started_at", "completed_at", "expires_at")(_check_timestamp)
-
-    def to_patch(self) -> dict[str, Any]:
-        """Body for a status merge patch (by alias, None fields left out)."""
-        return self.to_wire()
 
 
 # --- Catalog (labs/<id>/lab.yaml) -----------------------------------------------------------

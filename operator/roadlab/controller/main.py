@@ -1,4 +1,4 @@
-"""Entry point of the operator: `roadlab-operator` (or `python -m roadlab.main`)."""
+"""Entry point of the operator: `roadlab-operator` (or `python -m roadlab.controller.main`)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ from typing import Any
 
 import kopf
 
-from roadlab import (
+from roadlab.controller import (
     handlers,  # noqa: F401 - registers the handlers with Kopf
     memory,
 )
-from roadlab.settings import Settings
+from roadlab.controller.settings import Settings
 
 
 def object_ref(record: logging.LogRecord) -> dict[str, Any] | None:
     """The Kubernetes object a line is about: the `k8s_ref` extra that Kopf's per-object
-    loggers (the handlers' `logger`) and roadlab.handlers.lab_logger put on a record."""
+    loggers (the handlers' `logger`) and roadlab.controller.handlers.lab_logger put on a record."""
     ref = getattr(record, "k8s_ref", None)
     if not isinstance(ref, dict):
         return None

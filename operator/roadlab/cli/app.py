@@ -2,7 +2,7 @@
 """`kubectl lab`: the learner's and instructor's command line for Roadlab.
 
 Installed as the console script `kubectl-lab`, so `kubectl lab ...` finds it on PATH;
-shell completion is in roadlab.completion.
+shell completion is in roadlab.cli.completion.
 
 The module has three layers:
 - pure functions (names, parameters, tables, times, task marks, wait decisions, the
@@ -12,7 +12,7 @@ The module has three layers:
 - `main`, which parses arguments and turns API and connection errors into one line on
   stderr and an exit code.
 
-Only roadlab.k8s talks to the API server; the commands call the few `KubeApi` methods
+Only roadlab.kube.client talks to the API server; the commands call the few `KubeApi` methods
 listed in `LabApi`.
 """
 
@@ -39,30 +39,25 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config import ConfigException
 from pydantic import ValidationError
 
-from roadlab import naming
-from roadlab.catalog import (
-    CatalogError,
-    format_validation_error,
-    load_catalog,
-    load_lab_definition,
-    resolve_parameters,
-)
-from roadlab.catalog_location import default_catalog_dir
-from roadlab.durations import (
+from roadlab.api import naming
+from roadlab.api.durations import (
     DurationError,
     format_duration,
     parse_cli_duration,
     parse_duration,
     parse_timestamp,
 )
-from roadlab.k8s import KubeApi
-from roadlab.models import (
-    LEARNER_PATTERN,
-    LabDefinition,
-    LabSpec,
-    ParameterError,
-    ParamValue,
+from roadlab.api.lab import LEARNER_PATTERN, LabSpec, ParamValue
+from roadlab.catalog.loader import (
+    CatalogError,
+    format_validation_error,
+    load_catalog,
+    load_lab_definition,
+    resolve_parameters,
 )
+from roadlab.catalog.location import default_catalog_dir
+from roadlab.catalog.schema import LabDefinition, ParameterError
+from roadlab.kube.client import KubeApi
 
 Manifest = dict[str, Any]
 
@@ -88,7 +83,7 @@ STRUCTURED_OUTPUTS = frozenset({"json", "yaml"})
 LAB_OUTPUTS = ("text", "json", "yaml", "name")
 DOCUMENT_OUTPUTS = ("text", "json", "yaml")
 
-# Metavars of the arguments that roadlab.completion completes (it goes by these).
+# Metavars of the arguments that roadlab.cli.completion completes (it goes by these).
 LAB_METAVAR = "LAB"  # a Lab in the cluster
 LAB_ID_METAVAR = "LAB_ID"  # a catalog lab
 TASK_METAVAR = "TASK"  # a task of the Lab given before it
@@ -1114,7 +1109,7 @@ def cmd_version(app: App, args: argparse.Namespace) -> int:
 
 
 def cmd_completion(app: App, args: argparse.Namespace) -> int:
-    from roadlab import completion  # noqa: PLC0415 - it imports this module
+    from roadlab.cli import completion  # noqa: PLC0415 - it imports this module
 
     app.print(completion.shell_script(args.shell))
     return EXIT_OK
@@ -1312,7 +1307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Console script entry point (`kubectl-lab`)."""
     app = App(connect=connect_lab_api, catalog_dir=default_catalog_dir())
     if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions (`kubectl lab completion`)
-        from roadlab import completion  # noqa: PLC0415 - it imports this module
+        from roadlab.cli import completion  # noqa: PLC0415 - it imports this module
 
         completion.answer_shell(app)  # prints them and exits
     return run(app, sys.argv[1:] if argv is None else argv)

@@ -12,15 +12,16 @@ from collections.abc import Mapping
 from pathlib import Path
 
 CATALOG_ENV = "ROADLAB_CATALOG"
-PACKAGED_CATALOG = Path(__file__).resolve().parent / "catalog_data"
+_PACKAGE = Path(__file__).resolve().parents[1]  # roadlab/
+PACKAGED_CATALOG = _PACKAGE / "catalog_data"
 # operator/roadlab/ -> the repository root.
-REPO_CATALOG = Path(__file__).resolve().parents[2] / "labs"
+REPO_CATALOG = _PACKAGE.parents[1] / "labs"
 
 
 def default_catalog_dir(env: Mapping[str, str] | None = None) -> Path:
     """$ROADLAB_CATALOG if set; else the wheel's packaged copy; else the checkout's labs/.
 
-    The packaged copy comes first because an installed package's parents[2] is some
+    The packaged copy comes first because an installed package's grandparent is some
     unrelated directory of the Python installation; in a checkout (editable install
     included) there is no operator/roadlab/catalog_data, so labs/ is used.
     """

@@ -31,10 +31,10 @@ from argcomplete.finders import CompletionFinder
 from argcomplete.shell_integration import shellcode
 from kubernetes import config as kube_config
 
-from roadlab import cli
-from roadlab.catalog import CatalogError
-from roadlab.catalog_location import default_catalog_dir
-from roadlab.models import LabDefinition
+from roadlab.catalog.loader import CatalogError
+from roadlab.catalog.location import default_catalog_dir
+from roadlab.catalog.schema import LabDefinition
+from roadlab.cli import app as cli
 
 PROGRAM = "kubectl-lab"
 SHELLS = ("bash", "zsh")

@@ -14,21 +14,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from roadlab import conditions as cond
-from roadlab import naming
-from roadlab.catalog import format_validation_error, resolve_parameters
-from roadlab.durations import format_timestamp, parse_timestamp
-from roadlab.guardrails import all_guardrail_objects, owner_reference
-from roadlab.models import (
-    ConditionStatus,
-    LabDefinition,
-    LabSpec,
-    LabStatus,
-    ParameterError,
-    ParamValue,
-    TaskResult,
-)
-from roadlab.rendering import RenderError, render_environment
+from roadlab.api import conditions as cond
+from roadlab.api import naming
+from roadlab.api.durations import format_timestamp, parse_timestamp
+from roadlab.api.lab import ConditionStatus, LabSpec, LabStatus, ParamValue, TaskResult
+from roadlab.catalog.loader import format_validation_error, resolve_parameters
+from roadlab.catalog.rendering import RenderError, render_environment
+from roadlab.catalog.schema import LabDefinition, ParameterError
+from roadlab.controller.guardrails import all_guardrail_objects, owner_reference
 
 PREREQUISITE_RETRY_SECONDS = 60
 

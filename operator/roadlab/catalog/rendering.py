@@ -19,8 +19,9 @@ import jinja2
 import yaml
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from roadlab import naming
-from roadlab.models import LabDefinition, ParamValue
+from roadlab.api import naming
+from roadlab.api.lab import ParamValue
+from roadlab.catalog.schema import LabDefinition
 
 
 class RenderError(ValueError):

@@ -11,16 +11,17 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from roadlab.guardrails import check_learner_rules
-from roadlab.models import LabDefinition, ParameterError, ParameterRule, ParamValue
-from roadlab.probes import validate_check
-from roadlab.rendering import (
+from roadlab.api.lab import ParamValue
+from roadlab.catalog.policy import check_learner_rules
+from roadlab.catalog.rendering import (
     RenderError,
     check_template,
     evaluate_rule,
     render_context,
     render_data,
 )
+from roadlab.catalog.schema import LabDefinition, ParameterError, ParameterRule
+from roadlab.probes import validate_check
 
 __all__ = [
     "LAB_FILE",

@@ -16,14 +16,16 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
 
-from roadlab import checks, naming, results
-from roadlab import conditions as cond
-from roadlab.catalog import resolve_parameters
-from roadlab.durations import format_timestamp, parse_timestamp
-from roadlab.guardrails import holds
-from roadlab.k8s import KubeApi, describe_api_error
-from roadlab.models import CheckRun, Condition, LabDefinition, LabSpec, LabStatus, TaskResult
-from roadlab.plan import (
+from roadlab.api import conditions as cond
+from roadlab.api import naming, results
+from roadlab.api.durations import format_timestamp, parse_timestamp
+from roadlab.api.lab import CheckRun, Condition, LabSpec, LabStatus, TaskResult
+from roadlab.catalog.loader import resolve_parameters
+from roadlab.catalog.rendering import RenderError, render_context
+from roadlab.catalog.schema import LabDefinition
+from roadlab.controller import checks
+from roadlab.controller.guardrails import holds
+from roadlab.controller.plan import (
     LabPlan,
     apply_task_results,
     live_guardrails,
@@ -32,8 +34,8 @@ from roadlab.plan import (
     parse_status,
     plan_lab,
 )
-from roadlab.rendering import RenderError, render_context
-from roadlab.settings import CheckSettings
+from roadlab.controller.settings import CheckSettings
+from roadlab.kube.client import KubeApi, describe_api_error
 
 APPLY_RETRY_SECONDS = 15
 API_ERRORS = (ApiException, DynamicApiError, ResourceNotFoundError)

@@ -14,14 +14,16 @@ from typing import Any, cast
 import kopf
 from kubernetes.client.exceptions import ApiException
 
-from roadlab import checks, memory, metrics, naming, reconciler
-from roadlab import conditions as cond
-from roadlab.catalog import load_catalog
-from roadlab.durations import parse_timestamp
-from roadlab.k8s import KubeApi, count_requests, describe_api_error, load_api_client
-from roadlab.models import LabDefinition, LabStatus
-from roadlab.plan import parse_status
-from roadlab.settings import Settings
+from roadlab.api import conditions as cond
+from roadlab.api import naming
+from roadlab.api.durations import parse_timestamp
+from roadlab.api.lab import LabStatus
+from roadlab.catalog.loader import load_catalog
+from roadlab.catalog.schema import LabDefinition
+from roadlab.controller import checks, memory, metrics, reconciler
+from roadlab.controller.plan import parse_status
+from roadlab.controller.settings import Settings
+from roadlab.kube.client import KubeApi, count_requests, describe_api_error, load_api_client
 
 log = logging.getLogger(__name__)
 LabLogger = logging.LoggerAdapter[logging.Logger]

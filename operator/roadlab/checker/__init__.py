@@ -1,0 +1,1 @@
+"""The check Job process: runs a lab's probes and reports the results."""

@@ -1,0 +1,1 @@
+"""kubectl lab: the learner's command line."""

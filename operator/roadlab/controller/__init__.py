@@ -1,0 +1,1 @@
+"""The operator process: Kopf handlers, the reconciler and what it applies."""
