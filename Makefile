@@ -18,10 +18,11 @@ deps: install ## What a fresh machine lacks: Debian packages of the local cluste
 	cluster/deps.sh
 
 .PHONY: lint
-lint: ## ruff (lint and format check) and mypy --strict
+lint: ## ruff (lint and format check), mypy --strict and the import contracts (import-linter)
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
 	$(PYTHON) -m mypy
+	PYTHONPATH=operator lint-imports
 
 .PHONY: unit
 unit: ## Unit tests (no cluster)
