@@ -22,7 +22,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from roadlab.api import naming
+from roadlab.api import conditions, naming
 from roadlab.catalog.loader import load_catalog
 from roadlab.catalog.schema import LabDefinition, ParameterError
 from roadlab.cli import app as cli
@@ -1307,3 +1307,12 @@ def test_global_flags_may_follow_the_command() -> None:
     assert (after.output, after.kubeconfig) == (before.output, before.kubeconfig) == ("json", "k")
     assert parser.parse_args(["list"]).output == "text"
     assert parser.parse_args(["-o", "json", "list"]).output == "json"
+
+
+def test_the_cli_gives_up_on_the_reasons_the_operator_does_not_retry() -> None:
+    """One source of truth: kubectl lab's permanent reasons are the contract's."""
+    assert cli.PERMANENT_REASONS is conditions.PERMANENT_REASONS
+    for reason in sorted(conditions.PERMANENT_REASONS):
+        lab = {"status": {"conditions": [cond(conditions.READY, conditions.FALSE, reason, "m")]}}
+        step = cli.start_wait_step(lab)
+        assert (step.done, step.exit_code, step.reason) == (True, cli.EXIT_FAILURE, reason)

@@ -340,3 +340,30 @@ def test_no_live_guardrails_before_provisioning_after_expiry_or_for_bad_specs(
     )
     assert live_guardrails("smoke-alice", "u", {"lab": "smoke"}, done, catalog, now) == []
     assert live_guardrails("smoke-alice", "u", spec, done, catalog, now) != []
+
+
+def test_a_failure_is_permanent_exactly_when_the_contract_says_so(
+    catalog: dict[str, LabDefinition], smoke: LabDefinition, now: datetime
+) -> None:
+    """plan_lab's permanent failures are api.conditions.PERMANENT_REASONS, all of them."""
+    broken = smoke.with_template_sources(
+        {  # a template may not pick its own namespace
+            "templates/app.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n"
+            "  namespace: default\n"
+        }
+    )
+    failures = [
+        plan(catalog, now, {**SPEC, "ttl": "1s"}),
+        plan(catalog, now, {**SPEC, "lab": "nope"}),
+        plan(catalog, now, {**SPEC, "parameters": {"replicas": 9}}),
+        plan(with_prerequisite(smoke), now),
+        plan({"smoke": broken}, now),
+    ]
+    permanent = set()
+    for p in failures:
+        reason = condition(p, cond.PROVISIONED).reason
+        assert (p.permanent_error is not None) == (reason in cond.PERMANENT_REASONS), reason
+        assert (p.retry_after is None) == (reason in cond.PERMANENT_REASONS), reason
+        if p.permanent_error is not None:
+            permanent.add(reason)
+    assert permanent == cond.PERMANENT_REASONS

@@ -39,6 +39,12 @@ REASON_WITHIN_TTL = "WithinTTL"
 REASON_TASKS_PENDING = "TasksPending"
 REASON_ALL_TASKS_PASSED = "AllTasksPassed"
 
+# Provisioned=False reasons (and so Ready=False ones) that waiting cannot fix: the spec or the
+# catalog has to change. The operator stops retrying on them and `kubectl lab wait` gives up.
+PERMANENT_REASONS = frozenset(
+    {REASON_INVALID_SPEC, REASON_UNKNOWN_LAB, REASON_INVALID_PARAMETERS, REASON_RENDER_FAILED}
+)
+
 
 def get_condition(conditions: Sequence[Condition], type_: str) -> Condition | None:
     """The condition of the given type, if present."""

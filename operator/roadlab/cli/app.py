@@ -39,6 +39,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config import ConfigException
 from pydantic import ValidationError
 
+from roadlab.api import conditions as cond
 from roadlab.api import naming
 from roadlab.api.durations import (
     DurationError,
@@ -47,7 +48,7 @@ from roadlab.api.durations import (
     parse_duration,
     parse_timestamp,
 )
-from roadlab.api.lab import LEARNER_PATTERN, LabSpec, ParamValue
+from roadlab.api.lab import DEFAULT_TTL, LEARNER_PATTERN, LabSpec, ParamValue
 from roadlab.catalog.loader import (
     CatalogError,
     format_validation_error,
@@ -68,7 +69,9 @@ EXIT_NOT_FOUND = 3
 EXIT_TIMEOUT = 4
 
 # Ready reasons the operator does not retry: waiting longer cannot help.
-PERMANENT_REASONS = frozenset({"UnknownLab", "InvalidParameters", "InvalidSpec", "RenderFailed"})
+PERMANENT_REASONS = cond.PERMANENT_REASONS
+# The wait ends with this reason when the Lab is gone (no condition says so).
+REASON_DELETED = "Deleted"
 DEFAULT_WAIT_SECONDS = 300
 POLL_SECONDS = 1.0
 SPINNER_SECONDS = 0.25
@@ -300,7 +303,7 @@ def condition(lab: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:
 
 def condition_is_true(lab: Mapping[str, Any], type_: str) -> bool:
     found = condition(lab, type_)
-    return found is not None and found.get("status") == "True"
+    return found is not None and found.get("status") == cond.TRUE
 
 
 def condition_summary(lab: Mapping[str, Any], type_: str) -> str:
@@ -309,7 +312,7 @@ def condition_summary(lab: Mapping[str, Any], type_: str) -> str:
     if found is None:
         return NO_VALUE
     text = f"{found.get('status', 'Unknown')} ({found.get('reason', '')})"
-    if found.get("status") != "True" and found.get("message"):
+    if found.get("status") != cond.TRUE and found.get("message"):
         text += f": {found['message']}"
     return text
 
@@ -329,14 +332,14 @@ def list_rows(
     rows = []
     for lab in sorted(labs, key=lab_name):
         status, spec = _status(lab), _spec(lab)
-        expires = ("expired" if condition_is_true(lab, "Expired") else None) or relative_or_dash(
+        expires = ("expired" if condition_is_true(lab, cond.EXPIRED) else None) or relative_or_dash(
             status.get("expiresAt"), now
         )
         row = [
             lab_name(lab),
             str(spec.get("lab", NO_VALUE)),
             str(spec.get("learner", NO_VALUE)),
-            _condition_status(lab, "Ready"),
+            _condition_status(lab, cond.READY),
             str(status.get("progress") or NO_VALUE),
             expires,
             age((lab.get("metadata") or {}).get("creationTimestamp"), now),
@@ -345,7 +348,7 @@ def list_rows(
             row += [
                 str(status.get("namespace") or NO_VALUE),
                 str(spec.get("ttl") or NO_VALUE),
-                _condition_status(lab, "Completed"),
+                _condition_status(lab, cond.COMPLETED),
                 str((status.get("lastCheck") or {}).get("state") or NO_VALUE),
             ]
         rows.append(row)
@@ -386,15 +389,15 @@ def format_status(lab: Mapping[str, Any], now: datetime, unicode: bool) -> str:
     expires = relative_or_dash(expires_at, now)
     if expires_at:
         expires += f" ({expires_at})"
-    if condition_is_true(lab, "Expired"):
+    if condition_is_true(lab, cond.EXPIRED):
         expires = f"expired {expires}"
     header = [
         ("Lab", lab_name(lab)),
         ("Catalog lab", str(spec.get("lab", NO_VALUE))),
         ("Learner", str(spec.get("learner", NO_VALUE))),
         ("Namespace", str(status.get("namespace") or NO_VALUE)),
-        ("Ready", condition_summary(lab, "Ready")),
-        ("Completed", condition_summary(lab, "Completed")),
+        (cond.READY, condition_summary(lab, cond.READY)),
+        (cond.COMPLETED, condition_summary(lab, cond.COMPLETED)),
         ("Progress", str(status.get("progress") or NO_VALUE)),
         ("Expires", expires),
         ("Last check", last_check_summary(lab, now)),
@@ -560,16 +563,15 @@ class WaitStep:
 
 
 def _permanent_failure(lab: Mapping[str, Any]) -> WaitStep | None:
-    if condition_is_true(lab, "Expired"):
-        expired = condition(lab, "Expired") or {}
-        return WaitStep(
-            True, EXIT_FAILURE, "Expired", str(expired.get("message") or "the lab has expired")
-        )
-    for type_ in ("Ready", "Provisioned"):
+    if condition_is_true(lab, cond.EXPIRED):
+        expired = condition(lab, cond.EXPIRED) or {}
+        message = str(expired.get("message") or "the lab has expired")
+        return WaitStep(True, EXIT_FAILURE, cond.REASON_EXPIRED, message)
+    for type_ in (cond.READY, cond.PROVISIONED):
         found = condition(lab, type_)
         if (
             found is not None
-            and found.get("status") != "True"
+            and found.get("status") != cond.TRUE
             and found.get("reason") in PERMANENT_REASONS
         ):
             message = str(found.get("message") or "")
@@ -578,18 +580,18 @@ def _permanent_failure(lab: Mapping[str, Any]) -> WaitStep | None:
 
 
 def _gone() -> WaitStep:
-    return WaitStep(True, EXIT_NOT_FOUND, "Deleted", "the lab was deleted")
+    return WaitStep(True, EXIT_NOT_FOUND, REASON_DELETED, "the lab was deleted")
 
 
 def start_wait_step(lab: Mapping[str, Any] | None) -> WaitStep:
     """Ready=True ends the wait with 0, a permanent failure with 1; all else keeps waiting."""
     if lab is None:
         return _gone()
-    ready = condition(lab, "Ready")
+    ready = condition(lab, cond.READY)
     if (
         ready is not None
-        and ready.get("status") == "True"
-        and not condition_is_true(lab, "Expired")
+        and ready.get("status") == cond.TRUE
+        and not condition_is_true(lab, cond.EXPIRED)
     ):
         return WaitStep(
             True, EXIT_OK, str(ready.get("reason") or ""), str(ready.get("message") or "")
@@ -620,15 +622,15 @@ def check_wait_step(lab: Mapping[str, Any] | None, token: str) -> WaitStep:
     if last.get("token") == token:
         return WaitStep(False, reason="Running", message=f"check job {last.get('job')} is running")
     message = "waiting for the operator to start the check"
-    if not condition_is_true(lab, "Ready"):
-        ready = condition(lab, "Ready") or {}
+    if not condition_is_true(lab, cond.READY):
+        ready = condition(lab, cond.READY) or {}
         message += f" (lab not ready: {ready.get('reason', 'Pending')})"
     return WaitStep(False, reason="Requested", message=message)
 
 
 def delete_wait_step(lab: Mapping[str, Any] | None) -> WaitStep:
     if lab is None:
-        return WaitStep(True, EXIT_OK, "Deleted", "")
+        return WaitStep(True, EXIT_OK, REASON_DELETED, "")
     namespace = _status(lab).get("namespace") or NO_VALUE
     return WaitStep(False, reason="Deleting", message=f"cleaning up namespace {namespace}")
 
@@ -1023,7 +1025,8 @@ def cmd_check(app: App, args: argparse.Namespace) -> int:
     step, final = wait_for(
         app, args.name, lambda lab: check_wait_step(lab, token), args.timeout, "to be checked"
     )
-    if final is None or step.reason in ("Deleted", "Expired") or step.reason in PERMANENT_REASONS:
+    ended = step.reason in (REASON_DELETED, cond.REASON_EXPIRED) or step.reason in PERMANENT_REASONS
+    if final is None or ended:
         raise CliError(f"lab {args.name}: {step.reason}: {step.message}", step.exit_code)
     _show_status(app, final)
     return step.exit_code
@@ -1055,11 +1058,11 @@ def cmd_kubeconfig(app: App, args: argparse.Namespace) -> int:
     lab = app.get_lab(args.name)
     status = _status(lab)
     namespace = status.get("namespace")
-    if not namespace or not condition_is_true(lab, "Provisioned"):
+    if not namespace or not condition_is_true(lab, cond.PROVISIONED):
         raise CliError(
             f"lab {args.name} is not provisioned yet (see: kubectl lab status {args.name})"
         )
-    if condition_is_true(lab, "Expired"):
+    if condition_is_true(lab, cond.EXPIRED):
         raise CliError(f"lab {args.name} has expired")
     try:
         seconds = token_lifetime(duration, status.get("expiresAt"), app.now())
@@ -1224,7 +1227,10 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--name", help="Lab name (default: <learner>-<lab>)")
     start.add_argument("--learner", help="learner id (default: $USER)")
     start.add_argument(
-        "--ttl", type=ttl_text, default="2h", help="lifetime, e.g. 90m, 2h, 1d (default 2h)"
+        "--ttl",
+        type=ttl_text,
+        default=DEFAULT_TTL,
+        help=f"lifetime, e.g. 90m, 2h, 1d (default {DEFAULT_TTL})",
     )
     start.add_argument(
         "--param", action="append", default=[], metavar="NAME=VALUE", help="a lab parameter"

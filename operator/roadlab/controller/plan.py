@@ -173,13 +173,17 @@ def plan_lab(  # noqa: PLR0917 - one flat call from the reconcile handler
     def fail(
         current: LabStatus, reason: str, message: str, retry: int | None = None, **extra: Any
     ) -> LabPlan:
+        # Which failures are permanent is the contract's (api.conditions), not this call's.
+        permanent = reason in cond.PERMANENT_REASONS
+        if not permanent and retry is None:
+            raise ValueError(f"{reason} is not a permanent reason: it needs a retry delay")
         failed = _with_condition(
             current, cond.PROVISIONED, cond.FALSE, reason, message, now, generation
         )
         return LabPlan(
             status=failed,
-            retry_after=retry,
-            permanent_error=None if retry is not None else message,
+            retry_after=None if permanent else retry,
+            permanent_error=message if permanent else None,
             **extra,
         )
 
