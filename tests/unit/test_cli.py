@@ -26,6 +26,7 @@ from roadlab.api import conditions, naming
 from roadlab.catalog.loader import load_catalog
 from roadlab.catalog.schema import LabDefinition, ParameterError
 from roadlab.cli import app as cli
+from roadlab.cli import common, output, parameters, session, verbs_labs, waiting
 
 NOW = datetime(2026, 11, 21, 10, 0, 0, tzinfo=UTC)
 TOKEN = "2026-11-21T10:00:00.000Z"  # new_check_token(NOW)
@@ -229,7 +230,7 @@ class Harness:
         self.clock = 0.0
         self.sleeps: list[float] = []
         self.connected: list[tuple[str | None, str | None]] = []
-        self.app = cli.App(
+        self.app = session.App(
             connect=self._connect,
             catalog_dir=catalog_dir or self.default_catalog,
             out=out or io.StringIO(),
@@ -278,17 +279,17 @@ def smoke_definition(catalog_dir: Path) -> LabDefinition:
 
 
 def test_default_name_is_learner_dash_lab_sanitized() -> None:
-    assert cli.default_lab_name("Alice.Smith@Example.com", "smoke") == (
+    assert parameters.default_lab_name("Alice.Smith@Example.com", "smoke") == (
         "alice-smith-example-com-smoke"
     )
-    assert cli.default_lab_name("__", "smoke") == "smoke"
+    assert parameters.default_lab_name("__", "smoke") == "smoke"
 
 
 def test_long_learner_is_shortened_but_the_lab_id_is_kept() -> None:
-    name = cli.default_lab_name("a" * 63, "istio-traffic-management")
+    name = parameters.default_lab_name("a" * 63, "istio-traffic-management")
     assert len(name) == naming.MAX_LAB_NAME_LENGTH
     assert name.endswith("-istio-traffic-management")
-    assert cli.valid_lab_name(name)
+    assert parameters.valid_lab_name(name)
 
 
 @given(
@@ -296,8 +297,8 @@ def test_long_learner_is_shortened_but_the_lab_id_is_kept() -> None:
     lab_id=st.from_regex(r"[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?", fullmatch=True),
 )
 def test_default_name_is_always_a_valid_lab_name(learner: str, lab_id: str) -> None:
-    name = cli.default_lab_name(learner, lab_id)
-    assert cli.valid_lab_name(name)
+    name = parameters.default_lab_name(learner, lab_id)
+    assert parameters.valid_lab_name(name)
     naming.namespace_for(name)  # does not raise
 
 
@@ -319,7 +320,7 @@ def test_default_name_is_always_a_valid_lab_name(learner: str, lab_id: str) -> N
 def test_parameters_are_typed_by_their_declaration(
     raw: str, declared: str | None, expected: object
 ) -> None:
-    value = cli.type_parameter("p", raw, declared)
+    value = parameters.type_parameter("p", raw, declared)
     assert value == expected
     assert type(value) is type(expected)
 
@@ -327,15 +328,15 @@ def test_parameters_are_typed_by_their_declaration(
 @pytest.mark.parametrize(("raw", "declared"), [("2.5", "integer"), ("maybe", "boolean")])
 def test_mistyped_parameters_are_rejected(raw: str, declared: str) -> None:
     with pytest.raises(ParameterError, match="parameter 'p'"):
-        cli.type_parameter("p", raw, declared)
+        parameters.type_parameter("p", raw, declared)
 
 
 def test_parse_parameters_uses_the_catalog(smoke_definition: LabDefinition) -> None:
-    assert cli.parse_parameters(["replicas=2", "greeting=hi there"], smoke_definition) == {
+    assert parameters.parse_parameters(["replicas=2", "greeting=hi there"], smoke_definition) == {
         "replicas": 2,
         "greeting": "hi there",
     }
-    assert cli.parse_parameters([], smoke_definition) == {}
+    assert parameters.parse_parameters([], smoke_definition) == {}
 
 
 @pytest.mark.parametrize(
@@ -353,11 +354,11 @@ def test_parse_parameters_rejects_bad_input(
     smoke_definition: LabDefinition, pairs: list[str], message: str
 ) -> None:
     with pytest.raises(ParameterError, match=message):
-        cli.parse_parameters(pairs, smoke_definition)
+        parameters.parse_parameters(pairs, smoke_definition)
 
 
 def test_without_a_catalog_parameter_types_are_inferred() -> None:
-    assert cli.parse_parameters(["n=3", "on=true", "s=x=y"], None) == {
+    assert parameters.parse_parameters(["n=3", "on=true", "s=x=y"], None) == {
         "n": 3,
         "on": True,
         "s": "x=y",
@@ -365,21 +366,21 @@ def test_without_a_catalog_parameter_types_are_inferred() -> None:
 
 
 def test_lab_manifest() -> None:
-    assert cli.lab_manifest("bob-smoke", "smoke", "bob", "90m", {"replicas": 2}) == {
+    assert parameters.lab_manifest("bob-smoke", "smoke", "bob", "90m", {"replicas": 2}) == {
         "apiVersion": "roadlab.dev/v1alpha1",
         "kind": "Lab",
         "metadata": {"name": "bob-smoke"},
         "spec": {"lab": "smoke", "learner": "bob", "ttl": "90m", "parameters": {"replicas": 2}},
     }
     with pytest.raises(ValidationError, match="ttl"):
-        cli.lab_manifest("bob-smoke", "smoke", "bob", "8d", {})
+        parameters.lab_manifest("bob-smoke", "smoke", "bob", "8d", {})
 
 
 # --- formatting -----------------------------------------------------------------------------
 
 
 def test_format_table_aligns_columns_without_trailing_blanks() -> None:
-    table = cli.format_table(("A", "LONGER", "C"), [["xyz", "1", ""], ["p", "22", "q"]])
+    table = output.format_table(("A", "LONGER", "C"), [["xyz", "1", ""], ["p", "22", "q"]])
     assert table == "A     LONGER   C\nxyz   1\np     22       q\n"
 
 
@@ -399,23 +400,23 @@ def test_format_table_aligns_columns_without_trailing_blanks() -> None:
     ],
 )
 def test_short_duration(seconds: float, text: str) -> None:
-    assert cli.short_duration(seconds) == text
+    assert output.short_duration(seconds) == text
 
 
 def test_relative_time() -> None:
-    assert cli.relative_time(NOW + timedelta(hours=1, minutes=52), NOW) == "in 1h52m"
-    assert cli.relative_time(NOW - timedelta(minutes=3), NOW) == "3m ago"
-    assert cli.relative_or_dash(None, NOW) == "-"
-    assert cli.relative_or_dash("garbage", NOW) == "-"
-    assert cli.age(ts(timedelta(seconds=30)), NOW) == "0s"  # clock skew: never negative
+    assert output.relative_time(NOW + timedelta(hours=1, minutes=52), NOW) == "in 1h52m"
+    assert output.relative_time(NOW - timedelta(minutes=3), NOW) == "3m ago"
+    assert output.relative_or_dash(None, NOW) == "-"
+    assert output.relative_or_dash("garbage", NOW) == "-"
+    assert output.age(ts(timedelta(seconds=30)), NOW) == "0s"  # clock skew: never negative
 
 
 def test_task_marks_fall_back_to_ascii() -> None:
     states = ["Passed", "Failed", "Error", "Pending", "Weird"]
-    assert [cli.task_mark(s, True) for s in states] == ["✓", "✗", "!", "·", "·"]
-    assert [cli.task_mark(s, False) for s in states] == ["+", "x", "!", ".", "."]
-    assert cli.uses_unicode(Utf8Out())
-    assert not cli.uses_unicode(io.StringIO())
+    assert [output.task_mark(s, True) for s in states] == ["✓", "✗", "!", "·", "·"]
+    assert [output.task_mark(s, False) for s in states] == ["+", "x", "!", ".", "."]
+    assert output.uses_unicode(Utf8Out())
+    assert not output.uses_unicode(io.StringIO())
 
 
 def test_format_list() -> None:
@@ -423,7 +424,7 @@ def test_format_list() -> None:
         make_lab("bob-smoke", "bob", created=timedelta(seconds=-30)),
         make_lab(status=ready_status()),
     ]
-    assert cli.format_list(labs, NOW) == (
+    assert output.format_list(labs, NOW) == (
         "NAME          LAB     LEARNER   READY   PROGRESS   EXPIRES    AGE\n"
         "alice-smoke   smoke   alice     True    1/2        in 1h52m   6m\n"
         "bob-smoke     smoke   bob       -       -          -          30s\n"
@@ -439,7 +440,7 @@ def test_format_status_ascii() -> None:
         "finishedAt": ts(timedelta(minutes=-2)),
     }
     lab = make_lab(status=ready_status(last_check=last))
-    assert cli.format_status(lab, NOW, unicode=False) == (
+    assert output.format_status(lab, NOW, unicode=False) == (
         "Lab:         alice-smoke\n"
         "Catalog lab: smoke\n"
         "Learner:     alice\n"
@@ -465,7 +466,7 @@ def test_format_status_unicode_error_and_pending_tasks() -> None:
         task("c", "Third", "Passed", "ok", "never shown"),
     ]
     last = {"token": "t", "job": "check-x", "state": "Running", "requestedAt": ts(timedelta(0))}
-    text = cli.format_status(make_lab(status=ready_status(tasks, last)), NOW, unicode=True)
+    text = output.format_status(make_lab(status=ready_status(tasks, last)), NOW, unicode=True)
     assert "Last check:  Running (job check-x, requested in 0s)\n" in text
     assert text.endswith(
         "Tasks:\n"
@@ -485,7 +486,7 @@ def test_format_status_of_a_failed_lab_without_tasks() -> None:
             cond("Ready", "False", "InvalidParameters", "parameter 'replicas': got 9"),
         ]
     }
-    text = cli.format_status(make_lab(status=status), NOW, unicode=False)
+    text = output.format_status(make_lab(status=status), NOW, unicode=False)
     assert "Ready:       False (InvalidParameters): parameter 'replicas': got 9\n" in text
     assert "Completed:   -\n" in text
     assert "Namespace:   -\n" in text
@@ -494,14 +495,14 @@ def test_format_status_of_a_failed_lab_without_tasks() -> None:
 
 
 def test_format_catalog(catalog_dir: Path) -> None:
-    assert cli.format_catalog(load_catalog(catalog_dir)) == (
+    assert output.format_catalog(load_catalog(catalog_dir)) == (
         "ID      TITLE        DIFFICULTY   DURATION   PREREQUISITES   TASKS\n"
         "smoke   Smoke test   beginner     5m         -               2\n"
     )
 
 
 def test_format_catalog_entry(smoke_definition: LabDefinition) -> None:
-    text = cli.format_catalog_entry(smoke_definition)
+    text = output.format_catalog_entry(smoke_definition)
     assert text.startswith("ID:          smoke\nTitle:       Smoke test\n")
     assert (
         "Parameters:\n"
@@ -519,9 +520,9 @@ def test_format_catalog_entry(smoke_definition: LabDefinition) -> None:
 
 def test_check_token_is_utc_with_milliseconds() -> None:
     moment = datetime(2026, 11, 21, 11, 0, 0, 123456, tzinfo=UTC) + timedelta(0)
-    assert cli.new_check_token(moment) == "2026-11-21T11:00:00.123Z"
-    assert cli.new_check_token(NOW) == TOKEN
-    assert cli.check_patch("t") == {"metadata": {"annotations": {ANN: "t"}}}
+    assert waiting.new_check_token(moment) == "2026-11-21T11:00:00.123Z"
+    assert waiting.new_check_token(NOW) == TOKEN
+    assert waiting.check_patch("t") == {"metadata": {"annotations": {ANN: "t"}}}
 
 
 @pytest.mark.parametrize(
@@ -536,32 +537,36 @@ def test_check_token_is_utc_with_milliseconds() -> None:
 def test_check_exit_code(states: list[str], run_state: str, code: int) -> None:
     tasks = [task(f"t{i}", "T", s) for i, s in enumerate(states)]
     last = {"token": "x", "job": "j", "state": run_state, "finishedAt": ts(timedelta(0))}
-    assert cli.check_exit_code(make_lab(status=ready_status(tasks, last))) == code
+    assert waiting.check_exit_code(make_lab(status=ready_status(tasks, last))) == code
 
 
 def test_start_wait_step() -> None:
     provisioning = {
         "conditions": [cond("Ready", "Unknown", "Provisioning", "creating the namespace")]
     }
-    assert cli.start_wait_step(make_lab()) == cli.WaitStep(
+    assert waiting.start_wait_step(make_lab()) == waiting.WaitStep(
         False, reason="Pending", message="waiting for the operator"
     )
-    assert cli.start_wait_step(make_lab(status=provisioning)) == cli.WaitStep(
+    assert waiting.start_wait_step(make_lab(status=provisioning)) == waiting.WaitStep(
         False, reason="Provisioning", message="creating the namespace"
     )
-    assert cli.start_wait_step(make_lab(status=ready_status())) == cli.WaitStep(
+    assert waiting.start_wait_step(make_lab(status=ready_status())) == waiting.WaitStep(
         True, 0, "Ready", "the lab environment is ready"
     )
     prerequisite = {"conditions": [cond("Ready", "False", "PrerequisiteMissing", "no metrics")]}
-    assert not cli.start_wait_step(make_lab(status=prerequisite)).done  # retried by the operator
+    assert not waiting.start_wait_step(
+        make_lab(status=prerequisite)
+    ).done  # retried by the operator
     for reason in ("UnknownLab", "InvalidParameters", "InvalidSpec", "RenderFailed"):
         failed = {"conditions": [cond("Ready", "False", reason, "why")]}
-        assert cli.start_wait_step(make_lab(status=failed)) == cli.WaitStep(True, 1, reason, "why")
+        assert waiting.start_wait_step(make_lab(status=failed)) == waiting.WaitStep(
+            True, 1, reason, "why"
+        )
     expired = with_conditions(ready_status(), cond("Expired", "True", "Expired", "ttl 2h over"))
-    assert cli.start_wait_step(make_lab(status=expired)) == cli.WaitStep(
+    assert waiting.start_wait_step(make_lab(status=expired)) == waiting.WaitStep(
         True, 1, "Expired", "ttl 2h over"
     )
-    assert cli.start_wait_step(None).exit_code == cli.EXIT_NOT_FOUND
+    assert waiting.start_wait_step(None).exit_code == common.EXIT_NOT_FOUND
 
 
 def test_check_wait_step() -> None:
@@ -574,52 +579,54 @@ def test_check_wait_step() -> None:
     old = {"token": "older", "job": "j0", "state": "Passed", "finishedAt": finished}
     running = {"token": TOKEN, "job": "check-j1", "state": "Running"}
     failed = {**running, "state": "Failed", "finishedAt": finished}
-    assert cli.check_wait_step(lab_with(old), TOKEN) == cli.WaitStep(
+    assert waiting.check_wait_step(lab_with(old), TOKEN) == waiting.WaitStep(
         False, reason="Requested", message="waiting for the operator to start the check"
     )
-    assert cli.check_wait_step(lab_with(running), TOKEN) == cli.WaitStep(
+    assert waiting.check_wait_step(lab_with(running), TOKEN) == waiting.WaitStep(
         False, reason="Running", message="check job check-j1 is running"
     )
-    assert cli.check_wait_step(lab_with(failed), TOKEN) == cli.WaitStep(True, 1, "Failed", "")
+    assert waiting.check_wait_step(lab_with(failed), TOKEN) == waiting.WaitStep(
+        True, 1, "Failed", ""
+    )
     passed_tasks = [task("a", "A", "Passed"), task("b", "B", "Passed")]
     passed = {**failed, "state": "Passed"}
-    assert cli.check_wait_step(lab_with(passed, tasks=passed_tasks), TOKEN).exit_code == 0
+    assert waiting.check_wait_step(lab_with(passed, tasks=passed_tasks), TOKEN).exit_code == 0
     # Someone asked again after us: their finished run answers our request too.
     newer = {**passed, "token": "newer"}
-    assert cli.check_wait_step(lab_with(newer, "newer", tasks=passed_tasks), TOKEN).done
+    assert waiting.check_wait_step(lab_with(newer, "newer", tasks=passed_tasks), TOKEN).done
     not_ready = make_lab(status={"conditions": [cond("Ready", "Unknown", "Provisioning", "")]})
-    assert cli.check_wait_step(not_ready, TOKEN).message == (
+    assert waiting.check_wait_step(not_ready, TOKEN).message == (
         "waiting for the operator to start the check (lab not ready: Provisioning)"
     )
 
 
 def test_spinner_line_keeps_the_elapsed_time_when_cut() -> None:
-    assert cli.spinner_line(0, "lab Provisioning", "creating", 3.7, 80, False) == (
+    assert waiting.spinner_line(0, "lab Provisioning", "creating", 3.7, 80, False) == (
         "| lab Provisioning: creating (3s)"
     )
-    assert cli.spinner_line(1, "r", "", 0, 80, True) == "⠙ r (0s)"
-    line = cli.spinner_line(2, "lab Provisioning", "x" * 200, 12, 40, False)
+    assert waiting.spinner_line(1, "r", "", 0, 80, True) == "⠙ r (0s)"
+    line = waiting.spinner_line(2, "lab Provisioning", "x" * 200, 12, 40, False)
     assert line == "- lab Provisioning: xxxxxxxxxx... (12s)"
     assert len(line) == 39
-    assert cli.plain_progress_line("Provisioning", "creating", 12.5) == (
+    assert waiting.plain_progress_line("Provisioning", "creating", 12.5) == (
         "[  12s] Provisioning: creating"
     )
 
 
 def test_token_lifetime_is_bounded_by_the_lab_expiry_and_the_api_minimum() -> None:
     in_1h = ts(timedelta(hours=1))
-    assert cli.token_lifetime(timedelta(minutes=30), in_1h, NOW) == 1800
-    assert cli.token_lifetime(timedelta(hours=2), in_1h, NOW) == 3600
-    assert cli.token_lifetime(timedelta(hours=2), None, NOW) == 7200
-    assert cli.token_lifetime(timedelta(minutes=1), in_1h, NOW) == 600
-    assert cli.token_lifetime(timedelta(hours=1), ts(timedelta(minutes=2)), NOW) == 600
-    with pytest.raises(cli.CliError, match="expired"):
-        cli.token_lifetime(timedelta(hours=1), ts(timedelta(seconds=-1)), NOW)
+    assert verbs_labs.token_lifetime(timedelta(minutes=30), in_1h, NOW) == 1800
+    assert verbs_labs.token_lifetime(timedelta(hours=2), in_1h, NOW) == 3600
+    assert verbs_labs.token_lifetime(timedelta(hours=2), None, NOW) == 7200
+    assert verbs_labs.token_lifetime(timedelta(minutes=1), in_1h, NOW) == 600
+    assert verbs_labs.token_lifetime(timedelta(hours=1), ts(timedelta(minutes=2)), NOW) == 600
+    with pytest.raises(common.CliError, match="expired"):
+        verbs_labs.token_lifetime(timedelta(hours=1), ts(timedelta(seconds=-1)), NOW)
 
 
 def test_build_kubeconfig_is_loadable_by_a_kubernetes_client() -> None:
     cluster = {"server": "https://10.200.0.1:6443", "insecure-skip-tls-verify": True}
-    document = cli.build_kubeconfig("alice-smoke", "lab-alice-smoke", cluster, "tok")
+    document = verbs_labs.build_kubeconfig("alice-smoke", "lab-alice-smoke", cluster, "tok")
     assert document == {
         "apiVersion": "v1",
         "kind": "Config",
@@ -665,11 +672,11 @@ def test_build_kubeconfig_is_loadable_by_a_kubernetes_client() -> None:
 )
 def test_api_error_message(status: int, lab: str | None, expected: tuple[str, int]) -> None:
     body = json.dumps({"message": "gone"})
-    assert cli.api_error_message(status, body, lab) == expected
+    assert common.api_error_message(status, body, lab) == expected
 
 
 def test_api_error_message_with_a_non_json_body() -> None:
-    assert cli.api_error_message(502, "Bad Gateway\nmore", None) == (
+    assert common.api_error_message(502, "Bad Gateway\nmore", None) == (
         "API error 502: Bad Gateway",
         1,
     )
@@ -910,7 +917,7 @@ def test_status_command() -> None:
     lab = make_lab(status=ready_status())
     harness = Harness(FakeApi(lab))
     assert harness.run("status", "alice-smoke") == 0
-    assert harness.out == cli.format_status(lab, NOW, unicode=False)
+    assert harness.out == output.format_status(lab, NOW, unicode=False)
     harness = Harness(FakeApi(lab), out=Utf8Out())
     assert harness.run("status", "alice-smoke") == 0
     assert "  ✗ configmap-answer" in harness.out
@@ -1028,7 +1035,7 @@ def test_kubeconfig_command() -> None:
     # Asked for 2h, the lab expires in 1h52m: the token stops with the lab.
     assert api.tokens == [("lab-alice-smoke", "learner", 6720)]
     document = yaml.safe_load(harness.out)
-    assert document == cli.build_kubeconfig(
+    assert document == verbs_labs.build_kubeconfig(
         "alice-smoke", "lab-alice-smoke", api.kubeconfig_cluster(), "token-abc"
     )
     assert harness.err == (
@@ -1311,8 +1318,8 @@ def test_global_flags_may_follow_the_command() -> None:
 
 def test_the_cli_gives_up_on_the_reasons_the_operator_does_not_retry() -> None:
     """One source of truth: kubectl lab's permanent reasons are the contract's."""
-    assert cli.PERMANENT_REASONS is conditions.PERMANENT_REASONS
+    assert common.PERMANENT_REASONS is conditions.PERMANENT_REASONS
     for reason in sorted(conditions.PERMANENT_REASONS):
         lab = {"status": {"conditions": [cond(conditions.READY, conditions.FALSE, reason, "m")]}}
-        step = cli.start_wait_step(lab)
-        assert (step.done, step.exit_code, step.reason) == (True, cli.EXIT_FAILURE, reason)
+        step = waiting.start_wait_step(lab)
+        assert (step.done, step.exit_code, step.reason) == (True, common.EXIT_FAILURE, reason)

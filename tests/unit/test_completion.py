@@ -18,7 +18,7 @@ import pytest
 from roadlab.catalog.loader import load_catalog
 from roadlab.catalog.schema import LabDefinition
 from roadlab.cli import app as cli
-from roadlab.cli import completion
+from roadlab.cli import completion, session
 
 REPO_LABS = Path(__file__).resolve().parents[2] / "labs"
 Manifest = dict[str, Any]
@@ -191,14 +191,14 @@ def test_app_sources_use_the_apps_api_and_catalog(tmp_path: Path) -> None:
         connected.append((kubeconfig, context))
         return ListingApi(LABS)
 
-    app = cli.App(connect=connect, catalog_dir=REPO_LABS, err=io.StringIO())
+    app = session.App(connect=connect, catalog_dir=REPO_LABS, err=io.StringIO())
     sources = completion.app_sources(app)
     args = argparse.Namespace(kubeconfig="k", context="c")
     assert sources.labs(args) == LABS
     assert sources.labs(args) == LABS
     assert connected == [("k", "c")]  # once
     assert "smoke" in sources.catalog()
-    missing = cli.App(connect=connect, catalog_dir=tmp_path / "none", err=io.StringIO())
+    missing = session.App(connect=connect, catalog_dir=tmp_path / "none", err=io.StringIO())
     assert completion.app_sources(missing).catalog() == {}
 
 
@@ -206,7 +206,7 @@ def test_app_sources_complete_nothing_when_the_cluster_is_unreachable() -> None:
     def connect(kubeconfig: str | None, context: str | None) -> Any:
         raise ConnectionError("connection refused")
 
-    app = cli.App(connect=connect, catalog_dir=REPO_LABS, err=io.StringIO())
+    app = session.App(connect=connect, catalog_dir=REPO_LABS, err=io.StringIO())
     assert completion.app_sources(app).labs(argparse.Namespace()) == []
     assert app.err.getvalue() == ""  # type: ignore[attr-defined]
 
@@ -220,7 +220,7 @@ def test_contexts_come_from_the_kubeconfig(tmp_path: Path) -> None:
         "contexts: [{name: one, context: {cluster: c, user: u}},"
         " {name: two, context: {cluster: c, user: u}}]\n"
     )
-    app = cli.App(connect=cli.connect_lab_api, catalog_dir=REPO_LABS, err=io.StringIO())
+    app = session.App(connect=cli.connect_lab_api, catalog_dir=REPO_LABS, err=io.StringIO())
     sources = completion.app_sources(app)
     assert sources.contexts(argparse.Namespace(kubeconfig=str(kubeconfig))) == ["one", "two"]
     assert sources.contexts(argparse.Namespace(kubeconfig=str(tmp_path / "none"))) == []
@@ -238,7 +238,7 @@ def test_shell_scripts() -> None:
 
 def test_completion_command_prints_the_script() -> None:
     out = io.StringIO()
-    app = cli.App(connect=cli.connect_lab_api, catalog_dir=REPO_LABS, out=out)
+    app = session.App(connect=cli.connect_lab_api, catalog_dir=REPO_LABS, out=out)
     assert cli.run(app, ["completion", "bash"]) == 0
     assert out.getvalue() == completion.shell_script("bash")
 

@@ -35,6 +35,7 @@ from roadlab.catalog.loader import CatalogError
 from roadlab.catalog.location import default_catalog_dir
 from roadlab.catalog.schema import LabDefinition
 from roadlab.cli import app as cli
+from roadlab.cli import common, output, session
 
 PROGRAM = "kubectl-lab"
 SHELLS = ("bash", "zsh")
@@ -59,7 +60,7 @@ class CompletionSources:
 
 def _lab_description(lab: Mapping[str, Any]) -> str:
     spec = lab.get("spec") or {}
-    return f"{spec.get('lab', cli.NO_VALUE)} for {spec.get('learner', cli.NO_VALUE)}"
+    return f"{spec.get('lab', common.NO_VALUE)} for {spec.get('learner', common.NO_VALUE)}"
 
 
 def task_candidates(
@@ -80,15 +81,15 @@ def candidates(
 ) -> dict[str, str]:
     """Candidates (with descriptions) for one argument, known by its metavar in the parser."""
     found: dict[str, str] = {}
-    if metavar == cli.LAB_METAVAR:
-        found = {cli.lab_name(lab): _lab_description(lab) for lab in sources.labs(parsed_args)}
-    elif metavar == cli.LAB_ID_METAVAR:
+    if metavar == common.LAB_METAVAR:
+        found = {output.lab_name(lab): _lab_description(lab) for lab in sources.labs(parsed_args)}
+    elif metavar == common.LAB_ID_METAVAR:
         found = {lab_id: definition.title for lab_id, definition in sources.catalog().items()}
-    elif metavar == cli.TASK_METAVAR:
+    elif metavar == common.TASK_METAVAR:
         name = getattr(parsed_args, "name", None)
-        lab = next((x for x in sources.labs(parsed_args) if cli.lab_name(x) == name), None)
+        lab = next((x for x in sources.labs(parsed_args) if output.lab_name(x) == name), None)
         found = task_candidates(lab, sources.catalog() if lab is not None else {})
-    elif metavar == cli.CONTEXT_METAVAR:
+    elif metavar == common.CONTEXT_METAVAR:
         found = dict.fromkeys(sources.contexts(parsed_args), "")
     return {key: found[key] for key in sorted(found) if key and key.startswith(prefix)}
 
@@ -110,7 +111,7 @@ class ArgumentCompleter(BaseCompleter):
         parsed_args: argparse.Namespace,
     ) -> Iterable[str] | Mapping[str, str]:
         metavar = action.metavar if isinstance(action.metavar, str) else None
-        if metavar == cli.FILE_METAVAR:
+        if metavar == common.FILE_METAVAR:
             self.wants_files = True
             return FilesCompleter()(prefix=prefix) if self.list_files else []
         return candidates(metavar, prefix, parsed_args, self.sources)
@@ -194,7 +195,7 @@ def within_deadline(seconds: float, call: Callable[[], T], fallback: T) -> T:
     return result[0] if result else fallback
 
 
-def app_sources(app: cli.App, deadline: float = CLUSTER_DEADLINE_SECONDS) -> CompletionSources:
+def app_sources(app: session.App, deadline: float = CLUSTER_DEADLINE_SECONDS) -> CompletionSources:
     """Sources over the CLI's App: Labs through its LabApi, the catalog it would use."""
     labs_by_target: dict[tuple[str | None, str | None], Sequence[Manifest]] = {}
 
@@ -226,14 +227,14 @@ def app_sources(app: cli.App, deadline: float = CLUSTER_DEADLINE_SECONDS) -> Com
     return CompletionSources(labs=labs, catalog=catalog, contexts=contexts)
 
 
-def _quiet_app() -> cli.App:
+def _quiet_app() -> session.App:
     # Warnings (a broken catalog entry) would land in the middle of the command line.
-    return cli.App(
+    return session.App(
         connect=cli.connect_lab_api, catalog_dir=default_catalog_dir(), err=io.StringIO()
     )
 
 
-def answer_shell(app: cli.App) -> None:
+def answer_shell(app: session.App) -> None:
     """Answer argcomplete's request from the shell script (prints, then exits the process)."""
     app.err = io.StringIO()
     completer = ArgumentCompleter(app_sources(app), list_files=True)

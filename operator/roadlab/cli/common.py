@@ -1,0 +1,113 @@
+"""What every part of kubectl lab shares: exit codes, the error that ends a command,
+the API calls it makes (`LabApi`) and how API and connection errors read."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Protocol
+
+from roadlab.api import conditions as cond
+
+Manifest = dict[str, Any]
+
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_NOT_FOUND = 3
+EXIT_TIMEOUT = 4
+
+# Ready reasons the operator does not retry: waiting longer cannot help.
+PERMANENT_REASONS = cond.PERMANENT_REASONS
+# The wait ends with this reason when the Lab is gone (no condition says so).
+REASON_DELETED = "Deleted"
+DEFAULT_WAIT_SECONDS = 300
+POLL_SECONDS = 1.0
+SPINNER_SECONDS = 0.25
+DEFAULT_TOKEN_DURATION = "2h"
+MIN_TOKEN_SECONDS = 600  # the TokenRequest API rejects shorter lifetimes
+NO_VALUE = "-"
+PACKAGE = "roadlab"
+
+# -o: text is the default; each command accepts the formats that make sense for it.
+OUTPUT_FORMATS = ("text", "json", "yaml", "name", "wide")
+STRUCTURED_OUTPUTS = frozenset({"json", "yaml"})
+LAB_OUTPUTS = ("text", "json", "yaml", "name")
+DOCUMENT_OUTPUTS = ("text", "json", "yaml")
+
+# Metavars of the arguments that roadlab.cli.completion completes (it goes by these).
+LAB_METAVAR = "LAB"  # a Lab in the cluster
+LAB_ID_METAVAR = "LAB_ID"  # a catalog lab
+TASK_METAVAR = "TASK"  # a task of the Lab given before it
+FILE_METAVAR = "FILE"
+CONTEXT_METAVAR = "CONTEXT"  # a kubeconfig context
+
+MARKS_UNICODE = {"Passed": "✓", "Failed": "✗", "Error": "!", "Pending": "·"}
+MARKS_ASCII = {"Passed": "+", "Failed": "x", "Error": "!", "Pending": "."}
+SPINNER_UNICODE = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+SPINNER_ASCII = "|/-\\"
+
+
+class CliError(Exception):
+    """A failure to report as one line on stderr with the given exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class LabApi(Protocol):
+    """The KubeApi methods the CLI uses (tests substitute a stand-in)."""
+
+    def get_lab(self, name: str) -> Manifest | None: ...
+
+    def list_labs(self) -> list[Manifest]: ...
+
+    def create_lab(self, manifest: Manifest) -> Manifest: ...
+
+    def patch_lab(self, name: str, patch: Manifest) -> Manifest: ...
+
+    def delete_lab(self, name: str) -> bool: ...
+
+    def create_service_account_token(
+        self, namespace: str, service_account: str, expiration_seconds: int
+    ) -> tuple[str, str | None]: ...
+
+    def kubeconfig_cluster(self) -> Manifest: ...
+
+
+def api_error_message(status: int | None, body: str | None, lab: str | None) -> tuple[str, int]:
+    """One line and an exit code for an API error response."""
+    detail = ""
+    try:
+        parsed = json.loads(body or "")
+        if isinstance(parsed, dict):
+            detail = str(parsed.get("message") or "")
+    except ValueError:
+        detail = (body or "").strip().splitlines()[0] if (body or "").strip() else ""
+    if status == 404:
+        if lab:
+            return f"lab {lab} not found", EXIT_NOT_FOUND
+        return f"not found: {detail} (is the Roadlab CRD installed?)", EXIT_NOT_FOUND
+    if status == 403:
+        return f"not allowed: {detail or 'forbidden'}", EXIT_FAILURE
+    if status == 401:
+        return (
+            "unauthorized: the API server rejected your credentials (check your kubeconfig)",
+            EXIT_FAILURE,
+        )
+    if status == 409:
+        return f"conflict: {detail}", EXIT_FAILURE
+    if status in (400, 422):
+        return f"invalid: {detail}", EXIT_FAILURE
+    return f"API error {status}: {detail or 'no details'}", EXIT_FAILURE
+
+
+def connection_error_message(error: Exception, server: str | None) -> str:
+    reason = str(getattr(error, "reason", None) or error)
+    # urllib3 prefixes its messages with the connection object's repr: drop it.
+    reason = re.sub(r"<[^>]*object at 0x[0-9a-f]+>:\s*", "", reason)
+    where = f" at {server}" if server else ""
+    return f"cannot reach the Kubernetes API server{where}: {reason}"
