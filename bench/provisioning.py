@@ -33,7 +33,8 @@ from tests.e2e.operator_fixtures import Labs, OperatorProcess, install_crd_and_p
 
 from roadlab.catalog.loader import load_catalog  # noqa: E402
 from roadlab.controller.plan import plan_lab  # noqa: E402
-from roadlab.kube.client import KubeApi, load_api_client  # noqa: E402
+from roadlab.kube.client import load_api_client  # noqa: E402
+from roadlab.kube.operator_api import KubeApi  # noqa: E402
 
 
 def kubeconfig() -> str:

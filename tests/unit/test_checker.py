@@ -20,7 +20,7 @@ from roadlab.catalog.loader import load_catalog
 from roadlab.catalog.rendering import render_context
 from roadlab.checker import main as checker
 from roadlab.controller import checks
-from roadlab.kube.client import KubeApi
+from roadlab.kube.operator_api import KubeApi
 from roadlab.probes import PROBES, CheckResult, Probe, ProbeApiError
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""The `kubectl lab` plugin: pure helpers, and the commands over a stand-in for KubeApi."""
+"""The `kubectl lab` plugin: pure helpers, and the commands over a stand-in for LabClient."""
 
 from __future__ import annotations
 
@@ -134,7 +134,7 @@ def api_error(status: int, message: str = "") -> ApiException:
 
 
 class FakeApi:
-    """Stand-in for the KubeApi methods the CLI uses; records every call."""
+    """Stand-in for the LabClient methods the CLI uses; records every call."""
 
     def __init__(self, *labs: Manifest) -> None:
         self.labs: dict[str, Manifest] = {lab["metadata"]["name"]: lab for lab in labs}

@@ -32,7 +32,8 @@ from pydantic.alias_generators import to_camel
 
 from roadlab.api.lab import TASK_ID_PATTERN
 from roadlab.api.results import TaskOutcome, encode_results
-from roadlab.kube.client import KubeApi, describe_api_error, load_api_client
+from roadlab.kube.client import describe_api_error, load_api_client
+from roadlab.kube.operator_api import KubeApi
 from roadlab.probes import (
     CheckResult,
     HttpResponse,

@@ -13,8 +13,8 @@ The package has three layers:
 - this module: the parser, and `main`, which turns API and connection errors into one line
   on stderr and an exit code.
 
-Only roadlab.kube talks to the API server; the verbs call the few `KubeApi` methods listed in
-`common.LabApi`.
+Only roadlab.kube talks to the API server; the verbs call the few `LabClient` methods listed
+in `common.LabApi`.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ from roadlab.cli.session import App
 from roadlab.cli.verbs_catalog import cmd_catalog, cmd_completion, cmd_version
 from roadlab.cli.verbs_labs import cmd_delete, cmd_kubeconfig, cmd_list, cmd_start, cmd_status
 from roadlab.cli.verbs_tasks import cmd_check, cmd_hint
-from roadlab.kube.client import KubeApi
+from roadlab.kube.lab_client import LabClient
 
 
 def positive_duration(text: str) -> timedelta:
@@ -250,7 +250,7 @@ def run(app: App, argv: Sequence[str]) -> int:
 
 
 def connect_lab_api(kubeconfig: str | None, context: str | None) -> LabApi:
-    return KubeApi.from_kubeconfig(kubeconfig, context)
+    return LabClient.from_kubeconfig(kubeconfig, context)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -59,7 +59,7 @@ class CliError(Exception):
 
 
 class LabApi(Protocol):
-    """The KubeApi methods the CLI uses (tests substitute a stand-in)."""
+    """The roadlab.kube.lab_client.LabClient methods the CLI uses (tests substitute a stand-in)."""
 
     def get_lab(self, name: str) -> Manifest | None: ...
 

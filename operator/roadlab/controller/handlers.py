@@ -23,7 +23,8 @@ from roadlab.catalog.schema import LabDefinition
 from roadlab.controller import checks, memory, metrics, reconciler
 from roadlab.controller.plan import parse_status
 from roadlab.controller.settings import Settings
-from roadlab.kube.client import KubeApi, count_requests, describe_api_error, load_api_client
+from roadlab.kube.client import count_requests, describe_api_error, load_api_client
+from roadlab.kube.operator_api import KubeApi
 
 log = logging.getLogger(__name__)
 LabLogger = logging.LoggerAdapter[logging.Logger]

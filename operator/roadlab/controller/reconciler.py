@@ -35,7 +35,8 @@ from roadlab.controller.plan import (
     plan_lab,
 )
 from roadlab.controller.settings import CheckSettings
-from roadlab.kube.client import KubeApi, describe_api_error
+from roadlab.kube.client import describe_api_error
+from roadlab.kube.operator_api import KubeApi
 
 APPLY_RETRY_SECONDS = 15
 API_ERRORS = (ApiException, DynamicApiError, ResourceNotFoundError)

@@ -1,0 +1,130 @@
+"""The CLI's Lab client: Labs through the typed custom-objects API (no discovery round
+trips), learner tokens, and the caller's cluster coordinates, for `kubectl lab`."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, cast
+
+from kubernetes import client, config
+
+from roadlab.api import naming
+from roadlab.kube.client import Manifest, unless_not_found, went_through
+
+
+class LabClient:
+    """The Kubernetes verbs of the `kubectl lab` plugin, over one API client."""
+
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self.api_client = api_client
+        self.core = client.CoreV1Api(api_client)
+
+    CLI_REQUEST_TIMEOUT = (10, 30)  # (connect, read) seconds: a CLI must not hang silently
+
+    @classmethod
+    def from_kubeconfig(
+        cls, kubeconfig: str | None = None, context: str | None = None
+    ) -> LabClient:
+        """A client from a kubeconfig file ($KUBECONFIG or ~/.kube/config when None)."""
+        configuration = client.Configuration()
+        config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig, context=context, client_configuration=configuration
+        )
+        configuration.retries = 1  # an unreachable server fails fast instead of 3 retries
+        return cls(client.ApiClient(configuration))
+
+    def _labs(self) -> Any:
+        return client.CustomObjectsApi(self.api_client)
+
+    def get_lab(self, name: str) -> Manifest | None:
+        """The Lab, or None when it does not exist."""
+        found = unless_not_found(
+            lambda: self._labs().get_cluster_custom_object(
+                naming.GROUP,
+                naming.VERSION,
+                naming.PLURAL,
+                name,
+                _request_timeout=self.CLI_REQUEST_TIMEOUT,
+            )
+        )
+        return cast(Manifest | None, found)
+
+    def list_labs(self) -> list[Manifest]:
+        """Every Lab in the cluster."""
+        listing = self._labs().list_cluster_custom_object(
+            naming.GROUP, naming.VERSION, naming.PLURAL, _request_timeout=self.CLI_REQUEST_TIMEOUT
+        )
+        return cast(list[Manifest], listing.get("items") or [])
+
+    def create_lab(self, manifest: Manifest) -> Manifest:
+        """Create a Lab (ApiException 409 when the name is taken)."""
+        return cast(
+            Manifest,
+            self._labs().create_cluster_custom_object(
+                naming.GROUP,
+                naming.VERSION,
+                naming.PLURAL,
+                manifest,
+                _request_timeout=self.CLI_REQUEST_TIMEOUT,
+            ),
+        )
+
+    def patch_lab(self, name: str, patch: Manifest) -> Manifest:
+        """Merge-patch a Lab (metadata/spec), e.g. to set the check-requested annotation."""
+        return cast(
+            Manifest,
+            self._labs().patch_cluster_custom_object(
+                naming.GROUP,
+                naming.VERSION,
+                naming.PLURAL,
+                name,
+                patch,
+                _request_timeout=self.CLI_REQUEST_TIMEOUT,
+            ),
+        )
+
+    def delete_lab(self, name: str) -> bool:
+        """Ask for a Lab's deletion (its namespace goes with it); False if absent."""
+        return went_through(
+            lambda: self._labs().delete_cluster_custom_object(
+                naming.GROUP,
+                naming.VERSION,
+                naming.PLURAL,
+                name,
+                _request_timeout=self.CLI_REQUEST_TIMEOUT,
+            )
+        )
+
+    def create_service_account_token(
+        self, namespace: str, service_account: str, expiration_seconds: int
+    ) -> tuple[str, str | None]:
+        """A TokenRequest token for the ServiceAccount: (token, RFC 3339 expiry if reported)."""
+        body = client.AuthenticationV1TokenRequest(
+            spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=expiration_seconds)
+        )
+        response = self.core.create_namespaced_service_account_token(
+            service_account, namespace, body, _request_timeout=self.CLI_REQUEST_TIMEOUT
+        )
+        status = response.status
+        if status is None or not status.token:
+            raise RuntimeError(f"no token returned for {namespace}/{service_account}")
+        expires = status.expiration_timestamp
+        expiry = expires.strftime("%Y-%m-%dT%H:%M:%SZ") if expires is not None else None
+        return status.token, expiry
+
+    def kubeconfig_cluster(self) -> Manifest:
+        """The kubeconfig `cluster` entry of the API server this client talks to."""
+        configuration = self.api_client.configuration
+        cluster: Manifest = {"server": configuration.host}
+        if not configuration.verify_ssl:
+            cluster["insecure-skip-tls-verify"] = True
+        elif getattr(configuration, "ca_cert_data", None):
+            data = configuration.ca_cert_data
+            raw = data.encode() if isinstance(data, str) else bytes(data)
+            cluster["certificate-authority-data"] = base64.b64encode(raw).decode()
+        elif configuration.ssl_ca_cert:
+            with open(configuration.ssl_ca_cert, "rb") as ca_file:
+                cluster["certificate-authority-data"] = base64.b64encode(ca_file.read()).decode()
+        if getattr(configuration, "tls_server_name", None):
+            cluster["tls-server-name"] = configuration.tls_server_name
+        return cluster

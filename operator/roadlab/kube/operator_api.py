@@ -1,0 +1,136 @@
+"""The operator's API: thin, idempotent verbs over the dynamic client.
+
+Server-side apply for objects we own (so a repeat is a no-op and a killed operator
+converges), 404-tolerant deletes, discovery lookups. Decisions live in the pure modules;
+this module only carries them out.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, cast
+
+from kubernetes import client
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import ConflictError, ResourceNotFoundError
+
+from roadlab.api import naming
+from roadlab.kube.client import Manifest, unless_not_found, went_through
+
+FIELD_MANAGER = "roadlab-operator"
+
+
+class KubeApi:
+    """Kubernetes verbs the operator needs, over one API client."""
+
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self.api_client = api_client
+        self.core = client.CoreV1Api(api_client)
+        self.batch = client.BatchV1Api(api_client)
+        self._dynamic: DynamicClient | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def dynamic(self) -> DynamicClient:
+        # Discovery is lazy and costs requests: do it once, on first use.
+        with self._lock:
+            if self._dynamic is None:
+                self._dynamic = DynamicClient(self.api_client)  # type: ignore[no-untyped-call]
+            return self._dynamic
+
+    def _resource(self, manifest: Manifest) -> Any:
+        return self.dynamic.resources.get(api_version=manifest["apiVersion"], kind=manifest["kind"])
+
+    def apply(self, manifest: Manifest) -> Manifest:
+        """Server-side apply `manifest` as the operator; our fields win, others' stay."""
+        resource = self._resource(manifest)
+        metadata = manifest["metadata"]
+        result = self.dynamic.server_side_apply(  # type: ignore[no-untyped-call]
+            resource,
+            body=manifest,
+            name=metadata["name"],
+            namespace=metadata.get("namespace"),
+            field_manager=FIELD_MANAGER,
+            force_conflicts=True,
+        )
+        return cast(Manifest, result.to_dict())
+
+    def create_if_absent(self, manifest: Manifest) -> bool:
+        """Create `manifest` unless it exists (409 means already there); True if created.
+
+        For objects the learner may change afterwards: they are seeded, never re-applied.
+        """
+        resource = self._resource(manifest)
+        try:
+            resource.create(body=manifest, namespace=manifest["metadata"].get("namespace"))
+        except ConflictError:
+            return False
+        return True
+
+    def get(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> Manifest | None:
+        """The object, or None when it does not exist."""
+        resource = self.dynamic.resources.get(api_version=api_version, kind=kind)
+        found = unless_not_found(lambda: resource.get(name=name, namespace=namespace))
+        return None if found is None else cast(Manifest, found.to_dict())
+
+    def list_objects(
+        self, api_version: str, kind: str, namespace: str, label_selector: str | None = None
+    ) -> list[Manifest]:
+        """Objects of a kind in a namespace, optionally filtered by a label selector."""
+        resource = self.dynamic.resources.get(api_version=api_version, kind=kind)
+        listing = resource.get(namespace=namespace, label_selector=label_selector).to_dict()
+        return [cast(Manifest, item) for item in listing.get("items") or []]
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
+        """Delete in the background; True if it was there."""
+        resource = self.dynamic.resources.get(api_version=api_version, kind=kind)
+        return went_through(
+            lambda: resource.delete(
+                name=name, namespace=namespace, body={"propagationPolicy": "Background"}
+            )
+        )
+
+    def serves(self, api_version: str, resource: str) -> bool:
+        """Whether the API server serves `resource` in `api_version` ("v1", "apps/v1", ...)."""
+        if api_version == "v1":
+            listing = unless_not_found(self.core.get_api_resources)
+        else:
+            group, version = api_version.split("/", 1)
+            custom = client.CustomObjectsApi(self.api_client)
+            listing = unless_not_found(lambda: custom.get_api_resources(group, version))
+        return listing is not None and any(r.name == resource for r in listing.resources)
+
+    def object_exists(self, api_version: str, resource: str, name: str) -> bool:
+        """Whether the cluster-scoped object `resource`/`name` exists (False if not served)."""
+        try:
+            kind = self.dynamic.resources.get(api_version=api_version, name=resource)
+        except ResourceNotFoundError:  # discovery: the API does not serve the resource
+            return False
+        return went_through(lambda: kind.get(name=name))
+
+    def namespace_phase(self, name: str) -> str | None:
+        """ "Active", "Terminating", or None when the namespace is gone."""
+        namespace = unless_not_found(lambda: self.core.read_namespace(name))
+        status = namespace.status if namespace is not None else None
+        return status.phase if status else None
+
+    def termination_message(self, namespace: str, job_name: str, container: str) -> str | None:
+        """What `container` of the Job's (last) pod wrote to its termination log, if anything."""
+        pods = self.core.list_namespaced_pod(namespace, label_selector=f"job-name={job_name}").items
+        # backoffLimit 0: at most one pod per check Job.
+        for pod in pods:
+            for state in (pod.status and pod.status.container_statuses) or []:
+                if state.name == container and state.state and state.state.terminated:
+                    return state.state.terminated.message
+        return None
+
+    def patch_lab_status(self, name: str, status: Manifest, resource_version: str | None) -> None:
+        """Merge-patch a Lab's status; with resource_version, 409 if it changed meanwhile."""
+        body: Manifest = {"status": status}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
+        client.CustomObjectsApi(self.api_client).patch_cluster_custom_object_status(
+            naming.GROUP, naming.VERSION, naming.PLURAL, name, body
+        )
