@@ -17,10 +17,9 @@ from kubernetes.client.exceptions import ApiException
 from roadlab.api import conditions as cond
 from roadlab.api import naming
 from roadlab.api.durations import parse_timestamp
-from roadlab.api.lab import LabStatus
 from roadlab.catalog.loader import load_catalog
 from roadlab.catalog.schema import LabDefinition
-from roadlab.controller import checks, memory, metrics, reconciler
+from roadlab.controller import checks, memory, metrics, reconciler, ticker
 from roadlab.controller.plan import parse_status
 from roadlab.controller.settings import Settings
 from roadlab.kube.client import count_requests, describe_api_error, load_api_client
@@ -235,12 +234,6 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
     reconcile_and_report(body, patch)
 
 
-def _expiry_due(status: LabStatus) -> bool:
-    if not status.expires_at or cond.is_true(status.conditions, cond.EXPIRED):
-        return False
-    return parse_timestamp(status.expires_at) <= now()
-
-
 @kopf.on.field(*LAB, field=("metadata", "annotations", naming.ANNOTATION_CHECK_REQUESTED))
 def check_requested(body: kopf.Body, patch: kopf.Patch, new: Any, **_: Any) -> None:
     if new:
@@ -259,37 +252,27 @@ _ticker: asyncio.Task[None] | None = None
 
 
 def tick_lab(body: Mapping[str, Any]) -> None:
-    """Expiry, missed check requests, periodic checks, runs whose end was missed.
+    """Expiry, missed check requests, periodic checks, runs whose end was missed: what
+    ticker.due decides, carried out.
 
     Cheap for a Lab with nothing due: the API is touched only when something is.
     """
     rt = runtime()
-    status = parse_status(body.get("status"))
+    decision = ticker.due(body, now())
     patch: dict[str, Any] = {}
     try:
-        if _expiry_due(status):
-            lab_logger(body).info("expired at %s", status.expires_at)
+        if decision.action is ticker.Action.EXPIRE:
+            lab_logger(body).info("expired at %s", parse_status(body.get("status")).expires_at)
             reconcile_and_report(body, patch)
-        elif status.last_check is not None and status.last_check.state == "Running":
-            job = rt.api.get(
-                "batch/v1", "Job", status.last_check.job, rt.settings.operator_namespace
-            )
+        elif decision.action is ticker.Action.FOLLOW_CHECK:
+            job = rt.api.get("batch/v1", "Job", decision.job, rt.settings.operator_namespace)
             if job is not None:
                 record_check(job)
             else:  # the Job went (deleted, or lost mid-start): the request gets a new run
-                lab_logger(body).info(
-                    "check job %s is gone; running it again", status.last_check.job
-                )
-                start_check(body, patch, status.last_check.token, rerun=True)
-        else:
-            spec = body.get("spec") or {}
-            interval = int((spec.get("validation") or {}).get("intervalSeconds") or 0)
-            annotations = body["metadata"].get("annotations") or {}
-            token = checks.pending_request(annotations, status) or checks.periodic_token(
-                status, interval, now()
-            )
-            if token:
-                start_check(body, patch, token)
+                lab_logger(body).info("check job %s is gone; running it again", decision.job)
+                start_check(body, patch, decision.token, rerun=True)
+        elif decision.action is ticker.Action.START_CHECK:
+            start_check(body, patch, decision.token)
         write_status(body, patch.pop("status", {}))
     except (kopf.TemporaryError, kopf.PermanentError):
         pass  # the status says why (or the Lab changed meanwhile); the next tick tries again
