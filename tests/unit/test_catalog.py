@@ -9,6 +9,7 @@ import yaml
 from roadlab.catalog.loader import (
     CatalogError,
     ParameterError,
+    check_known_parameters,
     load_catalog,
     load_lab_definition,
     resolve_parameters,
@@ -296,3 +297,19 @@ def test_parameter_rules_are_checked_at_load(tmp_path: Path, rule: str, message:
 def test_the_hpa_lab_refuses_crossed_bounds(catalog: dict[str, LabDefinition]) -> None:
     with pytest.raises(ParameterError, match="maxReplicas must be greater than minReplicas"):
         resolve_parameters(catalog["hpa"], {"minReplicas": 3, "maxReplicas": 2})
+
+
+def test_unknown_parameters_read_the_same_for_the_operator_and_the_cli(
+    smoke: LabDefinition,
+) -> None:
+    """One check: quoted for a Lab's status, as typed for kubectl lab."""
+    check_known_parameters(smoke, ["replicas", "greeting"])
+    declared = ", ".join(sorted(smoke.parameters))
+    with pytest.raises(ParameterError) as quoted:
+        check_known_parameters(smoke, ["replicas", "colour"])
+    assert (
+        str(quoted.value) == f"unknown parameter(s) 'colour' for lab 'smoke' (declared: {declared})"
+    )
+    with pytest.raises(ParameterError) as typed:
+        check_known_parameters(smoke, ["colour"], quoted=False)
+    assert str(typed.value) == f"unknown parameter(s) colour for lab smoke (declared: {declared})"

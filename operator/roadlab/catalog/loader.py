@@ -5,7 +5,7 @@ All file I/O happens here, at startup, so that planning a Lab stays pure.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import yaml
@@ -151,15 +151,22 @@ def load_lab_definition(lab_dir: Path | str) -> LabDefinition:
     return definition.with_template_sources(sources)
 
 
+def lab_dirs(labs_root: Path) -> list[Path]:
+    """The catalog's lab directories, sorted: every subdirectory not starting with '.' or '_'."""
+    return [
+        lab_dir
+        for lab_dir in sorted(labs_root.iterdir())
+        if lab_dir.is_dir() and not lab_dir.name.startswith((".", "_"))
+    ]
+
+
 def load_catalog(labs_root: Path | str) -> dict[str, LabDefinition]:
     """Every lab under labs_root, by id. Directories starting with '.' or '_' are skipped."""
     labs_root = Path(labs_root)
     if not labs_root.is_dir():
         raise CatalogError(f"{labs_root}: catalog directory does not exist")
     catalog: dict[str, LabDefinition] = {}
-    for lab_dir in sorted(labs_root.iterdir()):
-        if not lab_dir.is_dir() or lab_dir.name.startswith((".", "_")):
-            continue
+    for lab_dir in lab_dirs(labs_root):
         if not (lab_dir / LAB_FILE).is_file():
             raise CatalogError(f"{lab_dir}: missing {LAB_FILE}")
         definition = load_lab_definition(lab_dir)
@@ -167,17 +174,48 @@ def load_catalog(labs_root: Path | str) -> dict[str, LabDefinition]:
     return catalog
 
 
+def load_catalog_leniently(root: Path) -> tuple[dict[str, LabDefinition], list[str]]:
+    """Like load_catalog, but one broken lab leaves the others usable: (labs, problems).
+
+    The operator refuses a broken catalog; a learner's CLI should still list what works.
+    """
+    try:
+        return load_catalog(root), []
+    except CatalogError:
+        if not root.is_dir():
+            raise
+    catalog: dict[str, LabDefinition] = {}
+    problems: list[str] = []
+    for lab_dir in lab_dirs(root):
+        try:
+            definition = load_lab_definition(lab_dir)
+        except CatalogError as error:
+            problems.append(str(error))
+            continue
+        catalog[definition.id] = definition
+    return catalog, problems
+
+
+def check_known_parameters(
+    definition: LabDefinition, names: Iterable[str], *, quoted: bool = True
+) -> None:
+    """ParameterError naming the parameters the lab does not declare, if any (quoted: as
+    Python reprs, as in a Lab's status; unquoted, as a learner typed them)."""
+    unknown = sorted(set(names) - set(definition.parameters))
+    if unknown:
+        show = repr if quoted else str
+        declared = ", ".join(sorted(definition.parameters)) or "none"
+        raise ParameterError(
+            f"unknown parameter(s) {', '.join(map(show, unknown))} for lab "
+            f"{show(definition.id)} (declared: {declared})"
+        )
+
+
 def resolve_parameters(
     definition: LabDefinition, given: Mapping[str, object]
 ) -> dict[str, ParamValue]:
     """Declared defaults overlaid with the Lab's values, strictly type-checked."""
-    unknown = sorted(set(given) - set(definition.parameters))
-    if unknown:
-        declared = ", ".join(sorted(definition.parameters)) or "none"
-        raise ParameterError(
-            f"unknown parameter(s) {', '.join(map(repr, unknown))} for lab "
-            f"{definition.id!r} (declared: {declared})"
-        )
+    check_known_parameters(definition, given)
     resolved: dict[str, ParamValue] = {}
     for name, declaration in definition.parameters.items():
         if name in given:

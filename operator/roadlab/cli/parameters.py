@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 from roadlab.api import naming
 from roadlab.api.lab import LabSpec, ParamValue
-from roadlab.catalog.loader import resolve_parameters
+from roadlab.catalog.loader import check_known_parameters, resolve_parameters
 from roadlab.catalog.schema import LabDefinition, ParameterError
 from roadlab.cli.common import Manifest
 
@@ -72,13 +72,7 @@ def parse_parameters(
         raw[key] = value
     if definition is None:
         return {key: type_parameter(key, value, None) for key, value in raw.items()}
-    unknown = sorted(set(raw) - set(definition.parameters))
-    if unknown:
-        declared = ", ".join(sorted(definition.parameters)) or "none"
-        raise ParameterError(
-            f"unknown parameter(s) {', '.join(unknown)} for lab {definition.id} "
-            f"(declared: {declared})"
-        )
+    check_known_parameters(definition, raw, quoted=False)
     typed = {
         key: type_parameter(key, value, definition.parameters[key].type)
         for key, value in raw.items()

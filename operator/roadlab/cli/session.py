@@ -13,11 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from roadlab.catalog.loader import (
-    CatalogError,
-    load_catalog,
-    load_lab_definition,
-)
+from roadlab.catalog.loader import CatalogError, load_catalog_leniently
 from roadlab.catalog.schema import LabDefinition
 from roadlab.cli.common import (
     EXIT_NOT_FOUND,
@@ -39,30 +35,6 @@ from roadlab.cli.output import (
     uses_unicode,
 )
 from roadlab.cli.waiting import WaitStep, plain_progress_line, spinner_line
-
-
-def load_catalog_leniently(root: Path) -> tuple[dict[str, LabDefinition], list[str]]:
-    """Like load_catalog, but one broken lab leaves the others usable: (labs, problems).
-
-    The operator refuses a broken catalog; a learner's CLI should still list what works.
-    """
-    try:
-        return load_catalog(root), []
-    except CatalogError:
-        if not root.is_dir():
-            raise
-    catalog: dict[str, LabDefinition] = {}
-    problems: list[str] = []
-    for lab_dir in sorted(root.iterdir()):
-        if not lab_dir.is_dir() or lab_dir.name.startswith((".", "_")):
-            continue
-        try:
-            definition = load_lab_definition(lab_dir)
-        except CatalogError as error:
-            problems.append(str(error))
-            continue
-        catalog[definition.id] = definition
-    return catalog, problems
 
 
 def _system_now() -> datetime:
