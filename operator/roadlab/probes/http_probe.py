@@ -17,7 +17,7 @@ Only Services of the lab namespace can be targeted (no arbitrary URLs).
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field, StringConstraints, field_validator
 
@@ -32,13 +32,7 @@ from roadlab.probes.base import (
     plural,
     show,
 )
-
-SERVICE_NAME = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
-ServiceName = Annotated[str, StringConstraints(pattern=SERVICE_NAME)]
-Port = Annotated[int, Field(ge=1, le=65535)]
-UrlPath = Annotated[str, StringConstraints(pattern=r"^/[^\s#]*$", max_length=1024)]
-Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-BODY_SNIPPET = 120
+from roadlab.probes.http_args import Method, Port, ServiceName, UrlPath, snippet, unreachable
 
 
 def _regex(value: str | None) -> str | None:
@@ -77,11 +71,6 @@ class HttpArgs(ProbeArgs):
         return [self.body_contains] if isinstance(self.body_contains, str) else self.body_contains
 
 
-def snippet(response: HttpResponse) -> str:
-    text = " ".join(response.text().split())
-    return show(text, BODY_SNIPPET)
-
-
 def _judge(args: HttpArgs, response: HttpResponse, request: str) -> str | None:
     """What is wrong with the response, or None when it is as expected."""
     statuses = args.statuses()
@@ -100,14 +89,6 @@ def _judge(args: HttpArgs, response: HttpResponse, request: str) -> str | None:
             f"(body: {snippet(response)})"
         )
     return None
-
-
-def unreachable(service: str, port: int, request: str, error: Exception) -> str:
-    return (
-        f"could not reach Service {service} port {port} ({request}: {error}); check that the "
-        "Service exists, that its selector matches ready pods (`kubectl get endpoints "
-        f"{service}`) and that the port is right"
-    )
 
 
 def run(ctx: ProbeContext, args: HttpArgs) -> CheckResult:

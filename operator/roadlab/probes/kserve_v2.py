@@ -35,7 +35,7 @@ from roadlab.probes.base import (
     ProbeHttpError,
     show,
 )
-from roadlab.probes.http_probe import Port, ServiceName, snippet, unreachable
+from roadlab.probes.http_args import Port, ServiceName, snippet, unreachable
 
 Datatype = Literal[
     "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",

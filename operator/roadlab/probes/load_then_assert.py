@@ -33,7 +33,7 @@ from roadlab.probes.base import (
     ProbeHttpError,
     not_found_message,
 )
-from roadlab.probes.http_probe import Method, Port, ServiceName, UrlPath
+from roadlab.probes.http_args import Method, Port, ServiceName, UrlPath
 
 ERROR_BACKOFF_SECONDS = 0.05
 DEADLINE_MARGIN_SECONDS = 10  # left for joining workers, later tasks and the report

@@ -35,7 +35,7 @@ from roadlab.probes.base import (
     plural,
     show,
 )
-from roadlab.probes.http_probe import Port, ServiceName, snippet, unreachable
+from roadlab.probes.http_args import Port, ServiceName, snippet, unreachable
 
 API = "/api/2.0/mlflow"
 MAX_RESULTS = 1000
