@@ -1,7 +1,7 @@
 """Test doubles for the probe tests: an in-memory ProbeContext and a real local HTTP server.
 
 The context keeps Kubernetes objects in dicts, but its `http` is the checker's real
-implementation (roadlab.checker.main.http_request), pointed at a server on 127.0.0.1.
+implementation (roadlab.checker.probe_context.http_request), pointed at a server on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from roadlab.checker.main import http_request
+from roadlab.checker.probe_context import http_request
 from roadlab.probes import HttpResponse
 
 NS = "lab-x"

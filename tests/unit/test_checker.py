@@ -19,6 +19,7 @@ from roadlab.api.results import TERMINATION_MESSAGE_LIMIT, parse_check_output
 from roadlab.catalog.loader import load_catalog
 from roadlab.catalog.rendering import render_context
 from roadlab.checker import main as checker
+from roadlab.checker import probe_context
 from roadlab.controller import checks
 from roadlab.kube.operator_api import KubeApi
 from roadlab.probes import PROBES, CheckResult, Probe, ProbeApiError
@@ -271,10 +272,10 @@ class FakeDynamic:
         self.resources = FakeResources(resource)
 
 
-def kube(resource: FakeResource | None) -> checker.KubeProbeContext:
+def kube(resource: FakeResource | None) -> probe_context.KubeProbeContext:
     api = KubeApi(client.ApiClient())
     api._dynamic = FakeDynamic(resource)  # type: ignore[assignment]
-    return checker.KubeProbeContext(api, NS)
+    return probe_context.KubeProbeContext(api, NS)
 
 
 def test_kube_context_lists_and_gets() -> None:
@@ -341,7 +342,7 @@ def test_probes_see_the_time_left_before_the_deadline(monkeypatch: pytest.Monkey
     ],
 )
 def test_lab_service_name(url: str, service: str | None) -> None:
-    assert checker.lab_service_name(url, "lab-a") == service
+    assert probe_context.lab_service_name(url, "lab-a") == service
 
 
 class _ServiceApi:
@@ -363,24 +364,24 @@ def test_a_new_service_gets_time_to_resolve(
     # Cluster DNS caches NXDOMAIN: a Service just created may not resolve for a while.
     attempts: list[str] = []
 
-    def request(method: str, url: str, **_: Any) -> checker.HttpResponse:
+    def request(method: str, url: str, **_: Any) -> probe_context.HttpResponse:
         attempts.append(url)
         if resolves_after is None or len(attempts) <= resolves_after:
-            raise checker.NameResolutionError("host does not resolve")
-        return checker.HttpResponse(status=200, body=b"ok", seconds=0.01)
+            raise probe_context.NameResolutionError("host does not resolve")
+        return probe_context.HttpResponse(status=200, body=b"ok", seconds=0.01)
 
     clock = iter(range(0, 1000, 1))
-    monkeypatch.setattr(checker, "http_request", request)
+    monkeypatch.setattr(probe_context, "http_request", request)
     monkeypatch.setattr(checker.time, "sleep", lambda _: None)
     monkeypatch.setattr(checker.time, "monotonic", lambda: float(next(clock)))
     api = _ServiceApi({"web"} if exists else set())
-    context = checker.KubeProbeContext(api, "lab-a")  # type: ignore[arg-type]
+    context = probe_context.KubeProbeContext(api, "lab-a")  # type: ignore[arg-type]
     url = "http://web.lab-a.svc.cluster.local:80/"
     if exists:
         assert context.http("GET", url).status == 200
         assert len(attempts) == 3
     else:
-        with pytest.raises(checker.NameResolutionError):
+        with pytest.raises(probe_context.NameResolutionError):
             context.http("GET", url)
         assert len(attempts) == 1  # no such Service: reported at once
 
@@ -390,19 +391,19 @@ def test_a_service_that_never_resolves_is_reported_after_the_wait(
 ) -> None:
     attempts: list[str] = []
 
-    def request(method: str, url: str, **_: Any) -> checker.HttpResponse:
+    def request(method: str, url: str, **_: Any) -> probe_context.HttpResponse:
         attempts.append(url)
-        raise checker.NameResolutionError("host does not resolve")
+        raise probe_context.NameResolutionError("host does not resolve")
 
     now = [0.0]
-    monkeypatch.setattr(checker, "http_request", request)
+    monkeypatch.setattr(probe_context, "http_request", request)
     monkeypatch.setattr(checker.time, "sleep", lambda s: now.__setitem__(0, now[0] + s))
     monkeypatch.setattr(checker.time, "monotonic", lambda: now[0])
-    context = checker.KubeProbeContext(_ServiceApi({"web"}), "lab-a")  # type: ignore[arg-type]
-    with pytest.raises(checker.NameResolutionError):
+    context = probe_context.KubeProbeContext(_ServiceApi({"web"}), "lab-a")  # type: ignore[arg-type]
+    with pytest.raises(probe_context.NameResolutionError):
         context.http("GET", "http://web.lab-a.svc.cluster.local/")
-    assert now[0] <= checker.NEW_SERVICE_DNS_WAIT_SECONDS
+    assert now[0] <= probe_context.NEW_SERVICE_DNS_WAIT_SECONDS
     # The first attempt, then one every retry interval within the wait.
     assert len(attempts) == 1 + int(
-        checker.NEW_SERVICE_DNS_WAIT_SECONDS // checker.NEW_SERVICE_DNS_RETRY_SECONDS
+        probe_context.NEW_SERVICE_DNS_WAIT_SECONDS // probe_context.NEW_SERVICE_DNS_RETRY_SECONDS
     )

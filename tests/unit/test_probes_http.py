@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from probe_support import FakeContext, LocalServer, closed_port, local_server
 
-from roadlab.checker.main import http_request
+from roadlab.checker.probe_context import http_request
 from roadlab.probes import HttpResponse, ProbeHttpError, run_check
 from roadlab.probes.kserve_v2 import percentile
 
