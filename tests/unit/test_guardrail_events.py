@@ -12,7 +12,7 @@ import kopf
 import pytest
 
 from roadlab.api import naming
-from roadlab.controller import handlers
+from roadlab.controller import handlers, state
 
 LAB = {"metadata": {"name": "alice-hpa", "uid": "u1"}, "spec": {"lab": "hpa"}}
 QUOTA = {
@@ -29,7 +29,7 @@ def restored(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str, s
         calls.append((type, lab["metadata"]["name"], threading.current_thread().name))
 
     monkeypatch.setattr(handlers, "restore", record)
-    monkeypatch.setitem(handlers._labs, "alice-hpa", LAB)
+    monkeypatch.setitem(state.labs, "alice-hpa", LAB)
     yield calls
 
 

@@ -16,7 +16,7 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from roadlab.api import naming
-from roadlab.controller import handlers, main, memory, reconciler
+from roadlab.controller import handlers, main, memory, reconciler, state
 from roadlab.controller.settings import Settings
 
 NOW = datetime(2026, 11, 21, 10, 0, 0, tzinfo=UTC)
@@ -40,9 +40,9 @@ class NoJobs:
 
 @pytest.fixture(autouse=True)
 def runtime(monkeypatch: pytest.MonkeyPatch) -> None:
-    rt = handlers.Runtime(Settings.from_environment(), NoJobs(), {})  # type: ignore[arg-type]
-    monkeypatch.setattr(handlers, "_runtime", rt)
-    monkeypatch.setattr(handlers, "now", lambda: NOW)
+    rt = state.Runtime(Settings.from_environment(), NoJobs(), {})  # type: ignore[arg-type]
+    monkeypatch.setattr(state, "_runtime", rt)
+    monkeypatch.setattr(state, "now", lambda: NOW)
 
 
 @pytest.fixture
@@ -115,7 +115,7 @@ def test_a_failed_tick_is_logged_with_the_lab_from_its_thread(
 
     monkeypatch.setattr(handlers, "tick_lab", fail)
     monkeypatch.setattr(memory, "release_free_memory", stop)
-    monkeypatch.setitem(handlers._labs, "alice-hpa", LAB)
+    monkeypatch.setitem(state.labs, "alice-hpa", LAB)
     with pytest.raises(StopError):
         asyncio.run(handlers.tick_forever(0, logging.getLogger("kopf.activities.startup")))
     record = about(records, "tick failed")
@@ -152,7 +152,7 @@ def test_a_namespaced_object_is_prefixed_with_its_namespace() -> None:
 def test_the_module_loggers_are_used_only_through_lab_logger() -> None:
     """A line logged straight to a module's logger would have no Lab: in the modules that
     handle Labs, the module logger is only used to make a lab_logger."""
-    modules = ["controller/handlers.py", "controller/reconciler.py"]
+    modules = ["controller/handlers.py", "controller/reconciler.py", "controller/state.py"]
     modules += [str(path.relative_to(PACKAGE)) for path in sorted((PACKAGE / "kube").glob("*.py"))]
     for module in modules:
         tree = ast.parse((PACKAGE / module).read_text())

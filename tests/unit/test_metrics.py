@@ -21,7 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from prometheus_client import REGISTRY, generate_latest
 
 from roadlab.api.lab import LabStatus
-from roadlab.controller import handlers, metrics, reconciler
+from roadlab.controller import handlers, metrics, reconciler, state
 from roadlab.controller.settings import Settings
 from roadlab.kube.client import count_requests
 
@@ -97,8 +97,8 @@ LAB = {
 @pytest.fixture
 def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[StatusApi]:
     fake = StatusApi()
-    runtime = handlers.Runtime(Settings.from_environment(), fake, {})  # type: ignore[arg-type]
-    monkeypatch.setattr(handlers, "_runtime", runtime)
+    runtime = state.Runtime(Settings.from_environment(), fake, {})  # type: ignore[arg-type]
+    monkeypatch.setattr(state, "_runtime", runtime)
     # Each reconcile takes 0.3 s on this clock.
     ticks = iter([100.0, 100.3])
     monkeypatch.setattr(handlers, "time", SimpleNamespace(monotonic=lambda: next(ticks)))

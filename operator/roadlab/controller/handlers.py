@@ -1,5 +1,6 @@
-"""Kopf glue: decorators only. Each handler hands the Lab to one reconciler function
-and reports what came back (status, Events, metrics, retry)."""
+"""Kopf glue: the decorated handlers. Each hands the Lab to one reconciler function and
+reports what came back (status, Events, metrics, retry); the state they share is in
+controller.state, the ticker's decision in controller.ticker."""
 
 from __future__ import annotations
 
@@ -7,9 +8,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import kopf
 from kubernetes.client.exceptions import ApiException
@@ -18,15 +17,12 @@ from roadlab.api import conditions as cond
 from roadlab.api import naming
 from roadlab.api.durations import parse_timestamp
 from roadlab.catalog.loader import load_catalog
-from roadlab.catalog.schema import LabDefinition
-from roadlab.controller import checks, memory, metrics, reconciler, ticker
+from roadlab.controller import checks, memory, metrics, reconciler, state, ticker
 from roadlab.controller.plan import parse_status
 from roadlab.controller.settings import Settings
 from roadlab.kube.client import count_requests, describe_api_error, load_api_client
 from roadlab.kube.operator_api import KubeApi
 
-log = logging.getLogger(__name__)
-LabLogger = logging.LoggerAdapter[logging.Logger]
 LAB = (naming.GROUP, naming.VERSION, naming.PLURAL)
 # Objects a Lab's guardrails consist of: a change to any of them is undone.
 GUARDED_COMPONENTS = {
@@ -46,75 +42,6 @@ GUARDED_RESOURCES = (
 )
 
 
-@dataclass
-class Runtime:
-    settings: Settings
-    api: KubeApi
-    catalog: dict[str, LabDefinition]
-
-
-_runtime: Runtime | None = None
-
-
-def as_body(body: Mapping[str, Any]) -> kopf.Body:
-    """What kopf.event() takes, from a handler's body or a body read through the API."""
-    return body if isinstance(body, kopf.Body) else kopf.Body(cast(kopf.RawBody, dict(body)))
-
-
-def lab_logger(lab: Mapping[str, Any]) -> LabLogger:
-    """`log`, with the Lab as the object of every line: for code that has no Kopf logger for
-    the Lab (the ticker, guardrail events, worker threads).
-
-    The same `k8s_ref` extra as Kopf's own per-object logger, so the log formats (main.py)
-    show both alike; unlike Kopf's, its lines never become Events. Made per line logged
-    only, never per event.
-    """
-    metadata = lab.get("metadata") or {}
-    ref = {
-        "apiVersion": lab.get("apiVersion", naming.API_VERSION),
-        "kind": lab.get("kind", naming.KIND),
-        "name": metadata.get("name"),
-        "uid": metadata.get("uid"),
-    }
-    return logging.LoggerAdapter(log, {"k8s_ref": ref})
-
-
-def runtime() -> Runtime:
-    if _runtime is None:
-        raise kopf.TemporaryError("the operator is still starting", delay=5)
-    return _runtime
-
-
-class StatusConflict(kopf.TemporaryError):
-    """The Lab changed while a handler worked from an older copy."""
-
-
-def write_status(body: Mapping[str, Any], status: Mapping[str, Any]) -> None:
-    """Merge-patch the Lab's status, only if the Lab is still the version the handler read.
-
-    Check results are written by another path (record_check) at any moment; a handler
-    working from an older copy must not write that copy's lastCheck or conditions back.
-    On a conflict the handler runs again with the current Lab.
-    """
-    if not status:
-        return
-    metadata = body["metadata"]
-    try:
-        runtime().api.patch_lab_status(
-            metadata["name"], dict(status), metadata.get("resourceVersion")
-        )
-    except ApiException as error:
-        if error.status == 409:
-            raise StatusConflict(
-                "the Lab changed meanwhile; again with its new version", delay=1
-            ) from error
-        raise
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
 def diffbase_storage() -> kopf.AnnotationsDiffBaseStorage:
     """Kopf's record of the last handled Lab, under a prefix of its own.
 
@@ -129,7 +56,6 @@ def diffbase_storage() -> kopf.AnnotationsDiffBaseStorage:
 
 @kopf.on.startup()
 def start(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) -> None:
-    global _runtime  # noqa: PLW0603 - set once, before any handler runs
     config = Settings.from_environment()
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
         prefix=naming.KOPF_PREFIX
@@ -147,7 +73,7 @@ def start(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) -> Non
             method, resource, code
         ).inc(),
     )
-    _runtime = Runtime(config, KubeApi(api_client), catalog)
+    state.set_runtime(state.Runtime(config, KubeApi(api_client), catalog))
     metrics.serve(config.metrics_port)
     logger.info("catalog %s: %s", config.catalog_dir, ", ".join(sorted(catalog)))
 
@@ -157,9 +83,9 @@ def report(
 ) -> None:
     """Status, Events and metrics of one reconcile; then retry or give up as it says (the
     result is counted by reconcile_and_report, from what this returns or raises)."""
-    write_status(body, {**outcome.status_patch(), **patch.pop("status", {})})
+    state.write_status(body, {**outcome.status_patch(), **patch.pop("status", {})})
     spec_lab = str((body.get("spec") or {}).get("lab", "unknown"))
-    lab = as_body(body)
+    lab = state.as_body(body)
     for change in outcome.transitions:
         kopf.event(
             lab,
@@ -173,7 +99,9 @@ def report(
     if outcome.provisioned_now:
         metrics.PROVISIONED.labels(spec_lab).inc()
         created = parse_timestamp(body["metadata"]["creationTimestamp"])
-        metrics.PROVISIONING_SECONDS.labels(spec_lab).observe((now() - created).total_seconds())
+        metrics.PROVISIONING_SECONDS.labels(spec_lab).observe(
+            (state.now() - created).total_seconds()
+        )
     if outcome.expired_now:
         metrics.EXPIRED.labels(spec_lab).inc()
     if outcome.permanent_error:
@@ -189,9 +117,9 @@ def reconcile_and_report(body: Mapping[str, Any], patch: MutableMapping[str, Any
     started = time.monotonic()
     result = "error"  # anything unforeseen: an API error, a bug
     try:
-        rt = runtime()
+        rt = state.runtime()
         outcome = reconciler.reconcile_lab(
-            rt.api, rt.catalog, body, now(), rt.settings.operator_namespace
+            rt.api, rt.catalog, body, state.now(), rt.settings.operator_namespace
         )
         if outcome.provisioned_now and not (body.get("status") or {}).get("lastCheck"):
             # One run right after provisioning, so the tasks show what is left to do (its
@@ -213,9 +141,9 @@ def reconcile_and_report(body: Mapping[str, Any], patch: MutableMapping[str, Any
 def start_check(
     body: Mapping[str, Any], patch: MutableMapping[str, Any], token: str, *, rerun: bool = False
 ) -> reconciler.CheckStart:
-    rt = runtime()
+    rt = state.runtime()
     started = reconciler.start_check(
-        rt.api, rt.catalog, body, token, now(), rt.settings.checks, rerun=rerun
+        rt.api, rt.catalog, body, token, state.now(), rt.settings.checks, rerun=rerun
     )
     if started.status_patch:
         patch.setdefault("status", {}).update(started.status_patch)
@@ -238,7 +166,7 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
 def check_requested(body: kopf.Body, patch: kopf.Patch, new: Any, **_: Any) -> None:
     if new:
         started = start_check(body, patch, str(new))
-        write_status(body, patch.pop("status", {}))
+        state.write_status(body, patch.pop("status", {}))
         if started.wait_reason:
             raise kopf.TemporaryError(started.wait_reason, delay=10)
 
@@ -247,7 +175,6 @@ def check_requested(body: kopf.Body, patch: kopf.Patch, new: Any, **_: Any) -> N
 # Kopf puts a finalizer on objects that have timers; a Lab would then outlive an
 # uninstalled operator (and block deleting the CRD). One loop also scales to many Labs.
 
-_labs: dict[str, dict[str, Any]] = {}  # the latest body of every Lab, kept by watch events
 _ticker: asyncio.Task[None] | None = None
 
 
@@ -257,23 +184,25 @@ def tick_lab(body: Mapping[str, Any]) -> None:
 
     Cheap for a Lab with nothing due: the API is touched only when something is.
     """
-    rt = runtime()
-    decision = ticker.due(body, now())
+    rt = state.runtime()
+    decision = ticker.due(body, state.now())
     patch: dict[str, Any] = {}
     try:
         if decision.action is ticker.Action.EXPIRE:
-            lab_logger(body).info("expired at %s", parse_status(body.get("status")).expires_at)
+            state.lab_logger(body).info(
+                "expired at %s", parse_status(body.get("status")).expires_at
+            )
             reconcile_and_report(body, patch)
         elif decision.action is ticker.Action.FOLLOW_CHECK:
             job = rt.api.get("batch/v1", "Job", decision.job, rt.settings.operator_namespace)
             if job is not None:
                 record_check(job)
             else:  # the Job went (deleted, or lost mid-start): the request gets a new run
-                lab_logger(body).info("check job %s is gone; running it again", decision.job)
+                state.lab_logger(body).info("check job %s is gone; running it again", decision.job)
                 start_check(body, patch, decision.token, rerun=True)
         elif decision.action is ticker.Action.START_CHECK:
             start_check(body, patch, decision.token)
-        write_status(body, patch.pop("status", {}))
+        state.write_status(body, patch.pop("status", {}))
     except (kopf.TemporaryError, kopf.PermanentError):
         pass  # the status says why (or the Lab changed meanwhile); the next tick tries again
 
@@ -282,11 +211,11 @@ async def tick_forever(interval: float, logger: kopf.Logger) -> None:
     logger.info("ticking every %s s", interval)
     while True:
         await asyncio.sleep(interval)
-        for body in list(_labs.values()):
+        for body in list(state.labs.values()):
             try:
                 await asyncio.to_thread(tick_lab, body)
             except Exception:
-                lab_logger(body).exception("tick failed")
+                state.lab_logger(body).exception("tick failed")
         # Memory freed by the last bursts of work goes back to the system.
         await asyncio.to_thread(memory.release_free_memory)
 
@@ -306,17 +235,19 @@ async def stop_ticker(**_: Any) -> None:
 
 def record_check(job: Mapping[str, Any]) -> None:
     """Results of a finished check Job into its Lab's status, with Events and metrics."""
-    rt = runtime()
+    rt = state.runtime()
     for attempt in range(3):
         try:
-            collected = reconciler.collect_check(rt.api, rt.catalog, job, now(), rt.settings.checks)
+            collected = reconciler.collect_check(
+                rt.api, rt.catalog, job, state.now(), rt.settings.checks
+            )
             break
         except ApiException as error:
             if error.status != 409 or attempt == 2:
                 raise
     if collected is None:
         return
-    lab = as_body(collected.lab)
+    lab = state.as_body(collected.lab)
     for result in collected.results:
         kopf.event(
             lab,
@@ -333,7 +264,7 @@ def record_check(job: Mapping[str, Any]) -> None:
         )
     started_at = (collected.lab.get("status") or {}).get("startedAt")
     if collected.completed_now and started_at:
-        elapsed = (now() - parse_timestamp(started_at)).total_seconds()
+        elapsed = (state.now() - parse_timestamp(started_at)).total_seconds()
         metrics.TIME_TO_COMPLETE_SECONDS.labels(collected.lab_id).observe(elapsed)
     metrics.LAB_STATES.set(collected.lab["metadata"]["name"], collected.lab_id, collected.lab_state)
 
@@ -349,12 +280,12 @@ def check_job_changed(type: str, body: kopf.Body, **_: Any) -> None:
 @kopf.on.event(*LAB)
 async def lab_event(type: str, name: str, body: kopf.Body, **_: Any) -> None:
     if type == "DELETED":
-        _labs.pop(name, None)
+        state.labs.pop(name, None)
         metrics.LAB_STATES.forget(name)
     else:
         # Without managedFields: a third of a Lab's size, and nothing here reads them.
         metadata = {k: v for k, v in body["metadata"].items() if k != "managedFields"}
-        _labs[name] = {**body, "metadata": metadata}
+        state.labs[name] = {**body, "metadata": metadata}
 
 
 def _guarded(value: str | None, **_: Any) -> bool:
@@ -371,7 +302,7 @@ async def guardrail_changed(type: str, body: kopf.Body, labels: kopf.Labels, **_
     if type not in ("MODIFIED", "DELETED"):
         return
     # The Lab as the watch last saw it: no API read per guardrail event.
-    lab = _labs.get(labels[naming.LABEL_LAB])
+    lab = state.labs.get(labels[naming.LABEL_LAB])
     if lab is None:
         return
     await asyncio.to_thread(restore, type, lab, body)
@@ -382,19 +313,19 @@ def restore(type: str, lab: Mapping[str, Any], body: Mapping[str, Any]) -> None:
 
     Most changes are the cluster's own (quota usage, a namespace's phase); they leave the
     operator's fields as they were and cost no API request."""
-    rt = runtime()
+    rt = state.runtime()
     namespace = rt.settings.operator_namespace
     try:
         if type == "MODIFIED":
-            reconciler.restore_guardrail(rt.api, rt.catalog, lab, body, now(), namespace)
+            reconciler.restore_guardrail(rt.api, rt.catalog, lab, body, state.now(), namespace)
         else:
             reconciler.enforce_guardrails(
-                rt.api, rt.catalog, lab, now(), namespace,
+                rt.api, rt.catalog, lab, state.now(), namespace,
                 with_environment=body.get("kind") == "Namespace",
             )  # fmt: skip
     except reconciler.API_ERRORS as error:
         # A terminating namespace refuses new objects; its DELETED event brings it all back.
-        lab_logger(lab).info(
+        state.lab_logger(lab).info(
             "guardrail %s %s not restored: %s",
             body.get("kind"), body["metadata"]["name"], describe_api_error(error),
         )  # fmt: skip

@@ -18,7 +18,7 @@ from roadlab.controller.settings import Settings
 
 def object_ref(record: logging.LogRecord) -> dict[str, Any] | None:
     """The Kubernetes object a line is about: the `k8s_ref` extra that Kopf's per-object
-    loggers (the handlers' `logger`) and roadlab.controller.handlers.lab_logger put on a record."""
+    loggers (the handlers' `logger`) and roadlab.controller.state.lab_logger put on a record."""
     ref = getattr(record, "k8s_ref", None)
     if not isinstance(ref, dict):
         return None
