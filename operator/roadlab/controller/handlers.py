@@ -220,11 +220,25 @@ async def tick_forever(interval: float, logger: kopf.Logger) -> None:
         await asyncio.to_thread(memory.release_free_memory)
 
 
+_ticker_start: tuple[float, kopf.Logger] | None = None
+
+
 @kopf.on.startup()
 async def start_ticker(logger: kopf.Logger, **_: Any) -> None:
+    # The task itself starts at the first Lab event (ensure_ticker): kopf.event, which the
+    # ticker calls when it records a check, needs Kopf's event-posting context, which only
+    # a resource handler has; a task made here lacked it, and the ticker's events (and the
+    # rest of that run's bookkeeping) were lost with a LookupError.
+    global _ticker_start  # noqa: PLW0603 - one ticker per operator process
+    _ticker_start = (Settings.from_environment().tick_seconds, logger)
+
+
+def ensure_ticker() -> None:
+    """Start the ticker from the resource handler calling this, in its context (once)."""
     global _ticker  # noqa: PLW0603 - one ticker per operator process
-    interval = Settings.from_environment().tick_seconds
-    _ticker = asyncio.create_task(tick_forever(interval, logger))
+    if _ticker is None and _ticker_start is not None:
+        interval, logger = _ticker_start
+        _ticker = asyncio.create_task(tick_forever(interval, logger))
 
 
 @kopf.on.cleanup()
@@ -286,6 +300,7 @@ async def lab_event(type: str, name: str, body: kopf.Body, **_: Any) -> None:
         # Without managedFields: a third of a Lab's size, and nothing here reads them.
         metadata = {k: v for k, v in body["metadata"].items() if k != "managedFields"}
         state.labs[name] = {**body, "metadata": metadata}
+        ensure_ticker()  # the ticker only has work once there is a Lab
 
 
 def _guarded(value: str | None, **_: Any) -> bool:
