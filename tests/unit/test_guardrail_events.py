@@ -12,7 +12,7 @@ import kopf
 import pytest
 
 from roadlab.api import naming
-from roadlab.controller import handlers, state
+from roadlab.controller import actions, handlers, state
 
 LAB = {"metadata": {"name": "alice-hpa", "uid": "u1"}, "spec": {"lab": "hpa"}}
 QUOTA = {
@@ -28,7 +28,7 @@ def restored(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str, s
     def record(type: str, lab: Mapping[str, Any], body: Mapping[str, Any]) -> None:
         calls.append((type, lab["metadata"]["name"], threading.current_thread().name))
 
-    monkeypatch.setattr(handlers, "restore", record)
+    monkeypatch.setattr(actions, "restore", record)
     monkeypatch.setitem(state.labs, "alice-hpa", LAB)
     yield calls
 

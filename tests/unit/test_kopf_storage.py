@@ -6,7 +6,7 @@ from __future__ import annotations
 import kopf
 
 from roadlab.api import naming
-from roadlab.controller import handlers
+from roadlab.controller import startup
 
 
 def lab(annotations: dict[str, str]) -> kopf.Body:
@@ -21,7 +21,7 @@ def lab(annotations: dict[str, str]) -> kopf.Body:
 
 
 def test_the_check_request_is_in_kopfs_diff() -> None:
-    storage = handlers.diffbase_storage()
+    storage = startup.diffbase_storage()
     patch = kopf.Patch()
     storage.store(body=lab({}), patch=patch, essence=storage.build(body=lab({})))
     kopfs_own = dict(patch["metadata"]["annotations"])

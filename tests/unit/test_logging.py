@@ -16,7 +16,7 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from roadlab.api import naming
-from roadlab.controller import handlers, main, memory, reconciler, state
+from roadlab.controller import actions, handlers, main, memory, reconciler, state, ticking
 from roadlab.controller.settings import Settings
 
 NOW = datetime(2026, 11, 21, 10, 0, 0, tzinfo=UTC)
@@ -75,18 +75,18 @@ def assert_about_alice(record: logging.LogRecord) -> None:
 def test_expiry_is_logged_with_the_lab(
     monkeypatch: pytest.MonkeyPatch, records: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(handlers, "reconcile_and_report", lambda *_: None)
+    monkeypatch.setattr(actions, "reconcile_and_report", lambda *_: None)
     body = {**LAB, "status": {"expiresAt": "2026-11-21T09:00:00Z"}}
-    handlers.tick_lab(body)
+    ticking.tick_lab(body)
     assert_about_alice(about(records, "expired at"))
 
 
 def test_a_lost_check_job_is_logged_with_the_lab(
     monkeypatch: pytest.MonkeyPatch, records: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(handlers, "start_check", lambda *_, **__: None)
+    monkeypatch.setattr(actions, "start_check", lambda *_, **__: None)
     last_check = {"token": "t1", "job": "check-alice-hpa-1", "state": "Running"}
-    handlers.tick_lab({**LAB, "status": {"lastCheck": last_check}})
+    ticking.tick_lab({**LAB, "status": {"lastCheck": last_check}})
     assert_about_alice(about(records, "check job check-alice-hpa-1 is gone"))
 
 
@@ -97,7 +97,7 @@ def test_a_guardrail_not_restored_is_logged_with_the_lab(
         raise ApiException(status=403, reason="Forbidden")
 
     monkeypatch.setattr(reconciler, "restore_guardrail", refused)
-    handlers.restore("MODIFIED", LAB, QUOTA)
+    actions.restore("MODIFIED", LAB, QUOTA)
     assert_about_alice(about(records, "guardrail ResourceQuota lab-quota not restored"))
 
 
@@ -113,11 +113,11 @@ def test_a_failed_tick_is_logged_with_the_lab_from_its_thread(
     def stop() -> None:
         raise StopError  # ends the endless loop after one round
 
-    monkeypatch.setattr(handlers, "tick_lab", fail)
+    monkeypatch.setattr(ticking, "tick_lab", fail)
     monkeypatch.setattr(memory, "release_free_memory", stop)
     monkeypatch.setitem(state.labs, "alice-hpa", LAB)
     with pytest.raises(StopError):
-        asyncio.run(handlers.tick_forever(0, logging.getLogger("kopf.activities.startup")))
+        asyncio.run(ticking.tick_forever(0, logging.getLogger("kopf.activities.startup")))
     record = about(records, "tick failed")
     assert record.exc_info is not None
     assert_about_alice(record)
@@ -152,7 +152,13 @@ def test_a_namespaced_object_is_prefixed_with_its_namespace() -> None:
 def test_the_module_loggers_are_used_only_through_lab_logger() -> None:
     """A line logged straight to a module's logger would have no Lab: in the modules that
     handle Labs, the module logger is only used to make a lab_logger."""
-    modules = ["controller/handlers.py", "controller/reconciler.py", "controller/state.py"]
+    modules = [
+        "controller/handlers.py",
+        "controller/actions.py",
+        "controller/ticking.py",
+        "controller/reconciler.py",
+        "controller/state.py",
+    ]
     modules += [str(path.relative_to(PACKAGE)) for path in sorted((PACKAGE / "kube").glob("*.py"))]
     for module in modules:
         tree = ast.parse((PACKAGE / module).read_text())

@@ -21,7 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from prometheus_client import REGISTRY, generate_latest
 
 from roadlab.api.lab import LabStatus
-from roadlab.controller import handlers, metrics, reconciler, state
+from roadlab.controller import actions, metrics, reconciler, state
 from roadlab.controller.settings import Settings
 from roadlab.kube.client import count_requests
 
@@ -101,7 +101,7 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[StatusApi]:
     monkeypatch.setattr(state, "_runtime", runtime)
     # Each reconcile takes 0.3 s on this clock.
     ticks = iter([100.0, 100.3])
-    monkeypatch.setattr(handlers, "time", SimpleNamespace(monotonic=lambda: next(ticks)))
+    monkeypatch.setattr(actions, "time", SimpleNamespace(monotonic=lambda: next(ticks)))
     yield fake
     metrics.LAB_STATES.forget("metrics-lab")
 
@@ -116,7 +116,7 @@ def reconcile_with(monkeypatch: pytest.MonkeyPatch, outcome: reconciler.Outcome 
 
     monkeypatch.setattr(reconciler, "reconcile_lab", reconcile_lab)
     try:
-        handlers.reconcile_and_report(LAB, {})
+        actions.reconcile_and_report(LAB, {})
     except Exception as error:
         return type(error).__name__
     return "nothing"

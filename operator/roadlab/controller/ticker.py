@@ -1,6 +1,6 @@
 """The ticker's decision for one Lab, made from its last watched body and the time alone.
 
-handlers.tick_lab carries it out; kept pure so that every case is a row of a table test.
+ticking.tick_lab carries it out; kept pure so that every case is a row of a table test.
 Order matters: an expired Lab is only expired, and a Lab with a run in flight starts none.
 """
 

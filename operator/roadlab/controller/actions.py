@@ -1,0 +1,151 @@
+"""What the handlers carry out, between Kopf and the reconciler: a reconcile reported
+(status, Events, metrics, retry), a check started or recorded, a guardrail restored.
+
+Kopf-aware (Events, Temporary/PermanentError) but no decorators: handlers.py holds those;
+the decisions are in reconciler, plan and ticker.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+import kopf
+from kubernetes.client.exceptions import ApiException
+
+from roadlab.api import conditions as cond
+from roadlab.api.durations import parse_timestamp
+from roadlab.controller import checks, metrics, reconciler, state
+from roadlab.kube.client import describe_api_error
+
+
+def report(
+    body: Mapping[str, Any], patch: MutableMapping[str, Any], outcome: reconciler.Outcome
+) -> None:
+    """Status, Events and metrics of one reconcile; then retry or give up as it says (the
+    result is counted by reconcile_and_report, from what this returns or raises)."""
+    state.write_status(body, {**outcome.status_patch(), **patch.pop("status", {})})
+    spec_lab = str((body.get("spec") or {}).get("lab", "unknown"))
+    lab = state.as_body(body)
+    for change in outcome.transitions:
+        kopf.event(
+            lab,
+            type="Warning" if change.warning else "Normal",
+            reason=f"{change.type}{change.status}" if change.type != cond.READY else change.reason,
+            message=f"{change.type}={change.status} ({change.reason}): {change.message}",
+        )
+    metrics.LAB_STATES.set(
+        body["metadata"]["name"], spec_lab, cond.lab_state(outcome.status.conditions)
+    )
+    if outcome.provisioned_now:
+        metrics.PROVISIONED.labels(spec_lab).inc()
+        created = parse_timestamp(body["metadata"]["creationTimestamp"])
+        metrics.PROVISIONING_SECONDS.labels(spec_lab).observe(
+            (state.now() - created).total_seconds()
+        )
+    if outcome.expired_now:
+        metrics.EXPIRED.labels(spec_lab).inc()
+    if outcome.permanent_error:
+        raise kopf.PermanentError(outcome.permanent_error)
+    if outcome.retry_after:
+        ready = cond.get_condition(outcome.status.conditions, cond.READY)
+        metrics.RECONCILE_ERRORS.labels(ready.reason if ready else "Unknown").inc()
+        raise kopf.TemporaryError(ready.message if ready else "retrying", delay=outcome.retry_after)
+
+
+def reconcile_and_report(body: Mapping[str, Any], patch: MutableMapping[str, Any]) -> None:
+    """One reconcile, reported; counted and timed by its result, however it ends."""
+    started = time.monotonic()
+    result = "error"  # anything unforeseen: an API error, a bug
+    try:
+        rt = state.runtime()
+        outcome = reconciler.reconcile_lab(
+            rt.api, rt.catalog, body, state.now(), rt.settings.operator_namespace
+        )
+        if outcome.provisioned_now and not (body.get("status") or {}).get("lastCheck"):
+            # One run right after provisioning, so the tasks show what is left to do (its
+            # lastCheck goes into the same status write, in `patch`).
+            provisioned = {**body, "status": outcome.status_patch()}
+            start_check(provisioned, patch, checks.INITIAL_TOKEN_PREFIX)
+        report(body, patch, outcome)
+        result = "ok"
+    except kopf.PermanentError:
+        result = "invalid"
+        raise
+    except kopf.TemporaryError:  # also a status conflict, or the operator still starting
+        result = "retry"
+        raise
+    finally:
+        metrics.reconciled(result, time.monotonic() - started)
+
+
+def start_check(
+    body: Mapping[str, Any], patch: MutableMapping[str, Any], token: str, *, rerun: bool = False
+) -> reconciler.CheckStart:
+    rt = state.runtime()
+    started = reconciler.start_check(
+        rt.api, rt.catalog, body, token, state.now(), rt.settings.checks, rerun=rerun
+    )
+    if started.status_patch:
+        patch.setdefault("status", {}).update(started.status_patch)
+    return started
+
+
+def record_check(job: Mapping[str, Any]) -> None:
+    """Results of a finished check Job into its Lab's status, with Events and metrics."""
+    rt = state.runtime()
+    for attempt in range(3):
+        try:
+            collected = reconciler.collect_check(
+                rt.api, rt.catalog, job, state.now(), rt.settings.checks
+            )
+            break
+        except ApiException as error:
+            if error.status != 409 or attempt == 2:
+                raise
+    if collected is None:
+        return
+    lab = state.as_body(collected.lab)
+    for result in collected.results:
+        kopf.event(
+            lab,
+            type="Normal" if result.state == "Passed" else "Warning",
+            reason=f"Task{result.state}",
+            message=f"{result.id}: {result.message}"[:1024],
+        )
+    for change in collected.transitions:
+        kopf.event(lab, type="Normal", reason=change.reason, message=change.message)
+    metrics.VALIDATION_RUNS.labels(collected.lab_id, collected.state).inc()
+    if collected.seconds_since_request is not None:
+        metrics.CHECK_LATENCY_SECONDS.labels(collected.lab_id).observe(
+            collected.seconds_since_request
+        )
+    started_at = (collected.lab.get("status") or {}).get("startedAt")
+    if collected.completed_now and started_at:
+        elapsed = (state.now() - parse_timestamp(started_at)).total_seconds()
+        metrics.TIME_TO_COMPLETE_SECONDS.labels(collected.lab_id).observe(elapsed)
+    metrics.LAB_STATES.set(collected.lab["metadata"]["name"], collected.lab_id, collected.lab_state)
+
+
+def restore(type: str, lab: Mapping[str, Any], body: Mapping[str, Any]) -> None:
+    """Put back a changed (MODIFIED) or deleted guardrail of `lab`, in a worker thread.
+
+    Most changes are the cluster's own (quota usage, a namespace's phase); they leave the
+    operator's fields as they were and cost no API request."""
+    rt = state.runtime()
+    namespace = rt.settings.operator_namespace
+    try:
+        if type == "MODIFIED":
+            reconciler.restore_guardrail(rt.api, rt.catalog, lab, body, state.now(), namespace)
+        else:
+            reconciler.enforce_guardrails(
+                rt.api, rt.catalog, lab, state.now(), namespace,
+                with_environment=body.get("kind") == "Namespace",
+            )  # fmt: skip
+    except reconciler.API_ERRORS as error:
+        # A terminating namespace refuses new objects; its DELETED event brings it all back.
+        state.lab_logger(lab).info(
+            "guardrail %s %s not restored: %s",
+            body.get("kind"), body["metadata"]["name"], describe_api_error(error),
+        )  # fmt: skip

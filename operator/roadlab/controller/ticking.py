@@ -1,0 +1,89 @@
+"""The ticker: one loop over every Lab, instead of a Kopf timer per Lab.
+
+Kopf puts a finalizer on objects that have timers; a Lab would then outlive an uninstalled
+operator (and block deleting the CRD). One loop also scales to many Labs. What a tick does
+for a Lab is ticker.due's pure decision; this module carries it out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from roadlab.controller import actions, memory, state, ticker
+from roadlab.controller.plan import parse_status
+
+_ticker: asyncio.Task[None] | None = None
+
+
+def tick_lab(body: Mapping[str, Any]) -> None:
+    """Expiry, missed check requests, periodic checks, runs whose end was missed: what
+    ticker.due decides, carried out.
+
+    Cheap for a Lab with nothing due: the API is touched only when something is.
+    """
+    rt = state.runtime()
+    decision = ticker.due(body, state.now())
+    patch: dict[str, Any] = {}
+    try:
+        if decision.action is ticker.Action.EXPIRE:
+            state.lab_logger(body).info(
+                "expired at %s", parse_status(body.get("status")).expires_at
+            )
+            actions.reconcile_and_report(body, patch)
+        elif decision.action is ticker.Action.FOLLOW_CHECK:
+            job = rt.api.get("batch/v1", "Job", decision.job, rt.settings.operator_namespace)
+            if job is not None:
+                actions.record_check(job)
+            else:  # the Job went (deleted, or lost mid-start): the request gets a new run
+                state.lab_logger(body).info("check job %s is gone; running it again", decision.job)
+                actions.start_check(body, patch, decision.token, rerun=True)
+        elif decision.action is ticker.Action.START_CHECK:
+            actions.start_check(body, patch, decision.token)
+        state.write_status(body, patch.pop("status", {}))
+    except (kopf.TemporaryError, kopf.PermanentError):
+        pass  # the status says why (or the Lab changed meanwhile); the next tick tries again
+
+
+async def tick_forever(interval: float, logger: kopf.Logger) -> None:
+    logger.info("ticking every %s s", interval)
+    while True:
+        await asyncio.sleep(interval)
+        for body in list(state.labs.values()):
+            try:
+                await asyncio.to_thread(tick_lab, body)
+            except Exception:
+                state.lab_logger(body).exception("tick failed")
+        # Memory freed by the last bursts of work goes back to the system.
+        await asyncio.to_thread(memory.release_free_memory)
+
+
+_ticker_start: tuple[float, kopf.Logger] | None = None
+
+
+def prepare(interval: float, logger: kopf.Logger) -> None:
+    """At start-up: the ticker's interval and logger, for ensure_ticker.
+
+    The task itself starts at the first Lab event (ensure_ticker): kopf.event, which the
+    ticker calls when it records a check, needs Kopf's event-posting context, which only
+    a resource handler has; a task made at start-up lacked it, and the ticker's events (and
+    the rest of that run's bookkeeping) were lost with a LookupError.
+    """
+    global _ticker_start  # noqa: PLW0603 - one ticker per operator process
+    _ticker_start = (interval, logger)
+
+
+def ensure_ticker() -> None:
+    """Start the ticker from the resource handler calling this, in its context (once)."""
+    global _ticker  # noqa: PLW0603 - one ticker per operator process
+    if _ticker is None and _ticker_start is not None:
+        interval, logger = _ticker_start
+        _ticker = asyncio.create_task(tick_forever(interval, logger))
+
+
+def stop() -> None:
+    if _ticker is not None:
+        _ticker.cancel()
