@@ -18,6 +18,8 @@ report = json.load(open(sys.argv[1]))
 for item in sorted(report["install"], key=lambda i: i["metadata"]["name"].lower()):
     meta = item["metadata"]
     if meta["name"] != "roadlab":
-        print(f"{meta[\"name\"]}=={meta[\"version\"]}")' "$venv/report.json"
-} >operator/constraints.txt
+        print(meta["name"] + "==" + meta["version"])' "$venv/report.json"
+} >"$venv/constraints.txt"
+# Written whole or not at all: a failed resolution leaves the old pins in place.
+mv "$venv/constraints.txt" operator/constraints.txt
 echo "wrote operator/constraints.txt" >&2

@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes import client
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,6 +53,28 @@ def install_crd_and_prereqs(kubeconfig: str) -> None:
         "--show-only", "templates/lab-policies.yaml",
     )  # fmt: skip
     run(*kubectl, *apply, "-f", "-", stdin=rbac)
+    install_warm_checker(run, kubectl)
+
+
+def install_warm_checker(run: Any, kubectl: tuple[str, ...]) -> None:
+    """The chart's warm checker (Deployment, Service, key Secret), as the chart renders it.
+
+    `helm template` cannot look the Secret up, so it makes a new key each time: an existing
+    Secret is kept, or the running checker (which read its key at start) would refuse the
+    operator's requests and every check would fall back to a Job.
+    """
+    rendered = run(
+        "helm", "template", "roadlab", str(REPO / "charts" / "roadlab"),
+        "--namespace", OPERATOR_NAMESPACE, "--show-only", "templates/checker.yaml",
+    )  # fmt: skip
+    documents = [d for d in yaml.safe_load_all(rendered) if d]
+    secrets = run(*kubectl, "get", "secret", "-n", OPERATOR_NAMESPACE, "-o", "name")
+    if "secret/roadlab-checker-key" in secrets.split():
+        documents = [d for d in documents if d["kind"] != "Secret"]
+    apply = ("apply", "--server-side", "--force-conflicts")
+    run(*kubectl, *apply, "-f", "-", stdin=yaml.safe_dump_all(documents))
+    run(*kubectl, "rollout", "status", "-n", OPERATOR_NAMESPACE, "deployment/roadlab-checker",
+        "--timeout=180s")  # fmt: skip
 
 
 def uninstall_other_roadlabs(kubeconfig: str) -> list[str]:

@@ -139,6 +139,10 @@ def test_pending_request_is_the_annotation_not_yet_run() -> None:
     done = LabStatus(last_check=CheckRun(token="t1", job="j"))
     assert checks.pending_request({key: "t1"}, done) is None
     assert checks.pending_request({key: "t2"}, done) == "t2"
+    # A later run for another reason (a re-check after a change) leaves it answered.
+    rechecked = LabStatus(last_check=CheckRun(token="auto-1", job="warm"), last_request="t1")
+    assert checks.pending_request({key: "t1"}, rechecked) is None
+    assert checks.pending_request({key: "t2"}, rechecked) == "t2"
 
 
 def test_run_state() -> None:

@@ -1,4 +1,4 @@
-"""reconciler.collect_check: which finished check Jobs may write a Lab's results.
+"""check_runs.collect_check: which finished check Jobs may write a Lab's results.
 
 The Kubernetes API is replaced by a small in-memory stand-in for the three reads and the
 one write that collect_check makes; what it decides is the subject here.
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from roadlab.catalog.loader import load_catalog
-from roadlab.controller import reconciler
+from roadlab.controller import check_runs
 from roadlab.controller.settings import CheckSettings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -72,9 +72,9 @@ def finished_job(name: str, token: str) -> dict[str, Any]:
     }
 
 
-def collect(store: LabStore, job: dict[str, Any]) -> reconciler.CheckCollected | None:
+def collect(store: LabStore, job: dict[str, Any]) -> check_runs.CheckCollected | None:
     catalog = load_catalog(REPO / "labs")
-    return reconciler.collect_check(store, catalog, job, NOW, SETTINGS)  # type: ignore[arg-type]
+    return check_runs.collect_check(store, catalog, job, NOW, SETTINGS)  # type: ignore[arg-type]
 
 
 RUNNING = {"token": "t2", "job": "check-a-2", "requestedAt": "2026-11-22T02:59:00Z",
@@ -115,3 +115,45 @@ def test_a_run_marked_running_over_a_finished_time_is_recorded() -> None:
     store = LabStore({**RUNNING, "finishedAt": "2026-11-22T02:59:30Z"})
     assert collect(store, finished_job("check-a-2", "t2")) is not None
     assert store.patches[0]["lastCheck"]["state"] == "Failed"
+
+
+def check_pod(
+    job: str, token: str, exit_code: int | None, message: str = RESULTS
+) -> dict[str, Any]:
+    state: dict[str, Any] = {"running": {}}
+    if exit_code is not None:
+        state = {"terminated": {"exitCode": exit_code, "message": message}}
+    return {
+        "metadata": {
+            "name": f"{job}-x1",
+            "labels": {"roadlab.dev/lab": "a", "batch.kubernetes.io/job-name": job},
+            "annotations": {"roadlab.dev/check-token": token},
+        },
+        "status": {"containerStatuses": [{"name": "check", "state": state}]},
+    }
+
+
+def test_the_run_is_recorded_from_its_pod_the_moment_the_checker_ends() -> None:
+    store = LabStore(RUNNING)
+    catalog = load_catalog(REPO / "labs")
+    assert (
+        check_runs.collect_check_pod(store, catalog, check_pod("check-a-2", "t2", None), NOW)
+        is None
+    )  # type: ignore[arg-type]
+    collected = check_runs.collect_check_pod(store, catalog, check_pod("check-a-2", "t2", 0), NOW)  # type: ignore[arg-type]
+    assert collected is not None
+    assert store.patches[-1]["lastCheck"]["state"] == "Failed"
+    assert store.patches[-1]["lastCheck"]["job"] == "check-a-2"
+    # The Job's own event afterwards finds the run recorded.
+    store.lab["status"]["lastCheck"] = store.patches[-1]["lastCheck"]
+    assert collect(store, finished_job("check-a-2", "t2")) is None
+    assert len(store.patches) == 1
+
+
+def test_a_killed_or_failed_checker_is_left_to_its_job() -> None:
+    store = LabStore(RUNNING)
+    catalog = load_catalog(REPO / "labs")
+    for exit_code in (1, 137):
+        pod = check_pod("check-a-2", "t2", exit_code, message="")
+        assert check_runs.collect_check_pod(store, catalog, pod, NOW) is None  # type: ignore[arg-type]
+    assert store.patches == []

@@ -176,10 +176,13 @@ def test_all_guardrail_objects_order_and_labels() -> None:
         "Role",
         "RoleBinding",
         "RoleBinding",
+        "ClusterRole",
+        "ClusterRoleBinding",
     ]
     assert objects[0]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
-    for obj in objects[1:]:
+    for obj in objects[1:-2]:
         assert obj["metadata"]["namespace"] == NS
+    for obj in objects[1:]:
         assert obj["metadata"]["labels"]["roadlab.dev/lab"] == "demo"
         assert obj["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "roadlab"
     names = [(o["kind"], o["metadata"]["name"]) for o in objects]
@@ -253,3 +256,23 @@ def test_holds_sees_changed_missing_and_extra_list_items() -> None:
     assert not guardrails.holds(widened, binding)
     assert not guardrails.holds(None, binding)
     assert not guardrails.holds({"rules": "x"}, {"rules": [{}]})
+
+
+def test_the_learner_may_read_and_patch_their_own_lab_only() -> None:
+    role = guardrails.learner_lab_role("demo")
+    binding = guardrails.learner_lab_role_binding("demo", "alice")
+    assert role["metadata"]["name"] == binding["roleRef"]["name"] == "roadlab-learner-demo"
+    assert "namespace" not in role["metadata"]
+    assert role["rules"] == [
+        {
+            "apiGroups": ["roadlab.dev"],
+            "resources": ["labs"],
+            "resourceNames": ["demo"],
+            "verbs": ["get", "watch", "patch"],
+        }
+    ]
+    assert binding["roleRef"]["kind"] == "ClusterRole"
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "learner", "namespace": "lab-demo"},
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"},
+    ]

@@ -84,7 +84,7 @@ def test_expiry_is_logged_with_the_lab(
 def test_a_lost_check_job_is_logged_with_the_lab(
     monkeypatch: pytest.MonkeyPatch, records: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(actions, "start_check", lambda *_, **__: None)
+    monkeypatch.setattr(actions, "check_now", lambda *_, **__: None)
     last_check = {"token": "t1", "job": "check-alice-hpa-1", "state": "Running"}
     ticking.tick_lab({**LAB, "status": {"lastCheck": last_check}})
     assert_about_alice(about(records, "check job check-alice-hpa-1 is gone"))

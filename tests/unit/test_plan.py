@@ -66,7 +66,17 @@ def test_first_plan(catalog: dict[str, LabDefinition], now: datetime) -> None:
         }
     ]
     assert p.objects[-2]["spec"]["replicas"] == 2
-    assert all(o["metadata"].get("namespace") == p.namespace for o in p.objects[1:])
+    cluster_scoped = {"ClusterRole", "ClusterRoleBinding"}
+    assert all(
+        o["metadata"].get("namespace") == p.namespace
+        for o in p.objects[1:]
+        if o["kind"] not in cluster_scoped
+    )
+    # Cluster-scoped objects are owned by the Lab, so they go when it goes.
+    for o in p.objects:
+        if o["kind"] in cluster_scoped:
+            assert o["metadata"]["ownerReferences"] == p.objects[0]["metadata"]["ownerReferences"]
+            assert "namespace" not in o["metadata"]
 
     patch = p.status_patch()
     assert patch["startedAt"] == "2026-11-21T10:00:00Z"

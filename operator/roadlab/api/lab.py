@@ -86,6 +86,29 @@ class ValidationSpec(WireModel):
         return value
 
 
+DEFAULT_MAX_EXTENSIONS = 2
+MAX_EXTENSIONS = 10
+
+
+class ExtensionSpec(WireModel):
+    """How far the learner may extend the lab's time (set by whoever creates the Lab)."""
+
+    # None: DEFAULT_MAX_EXTENSIONS; 0: the lab cannot be extended.
+    max_extensions: StrictInt | None = Field(default=None, ge=0, le=MAX_EXTENSIONS)
+    # The longest total time (ttl plus extensions); None: twice the ttl, at most MAX_TTL.
+    max_ttl: str | None = Field(default=None, alias="maxTTL")
+
+    @field_validator("max_ttl")
+    @classmethod
+    def _max_ttl(cls, value: str | None) -> str | None:
+        if value is not None and not MIN_TTL <= parse_duration(value) <= MAX_TTL:
+            raise ValueError(
+                f"maxTTL {value!r} is out of range: must be between {format_duration(MIN_TTL)} "
+                f"and {format_duration(MAX_TTL)}"
+            )
+        return value
+
+
 class LabSpec(WireModel):
     """spec of a Lab: which catalog lab, for whom, for how long, with which parameters."""
 
@@ -96,6 +119,7 @@ class LabSpec(WireModel):
         default_factory=dict, max_length=MAX_PARAMETERS
     )
     validation: ValidationSpec = Field(default_factory=ValidationSpec)
+    extensions: ExtensionSpec = Field(default_factory=ExtensionSpec)
 
     @field_validator("ttl")
     @classmethod
@@ -111,6 +135,15 @@ class LabSpec(WireModel):
     def ttl_delta(self) -> timedelta:
         """The TTL as a timedelta (already validated)."""
         return parse_duration(self.ttl)
+
+    def extension_limits(self) -> tuple[int, timedelta]:
+        """(most extensions, longest total time), with the defaults filled in."""
+        count = self.extensions.max_extensions
+        longest = self.extensions.max_ttl
+        return (
+            DEFAULT_MAX_EXTENSIONS if count is None else count,
+            parse_duration(longest) if longest else min(2 * self.ttl_delta(), MAX_TTL),
+        )
 
 
 # --- Lab status -----------------------------------------------------------------------------
@@ -164,6 +197,21 @@ class CheckRun(WireModel):
     _ts = field_validator("requested_at", "finished_at")(_check_timestamp)
 
 
+ExtensionState = Literal["Accepted", "Refused"]
+
+
+class ExtensionRun(WireModel):
+    """The latest extension request and what became of it."""
+
+    token: str
+    requested: str  # the duration asked for
+    state: ExtensionState
+    message: str = ""
+    at: str
+
+    _ts = field_validator("at")(_check_timestamp)
+
+
 class LabStatus(WireModel):
     """status of a Lab. Everything is optional so that an empty status parses."""
 
@@ -178,6 +226,12 @@ class LabStatus(WireModel):
     expires_at: str | None = None
     observed_generation: int | None = None
     last_check: CheckRun | None = None
+    # The latest check request (roadlab.dev/check-requested) that has had its run.
+    last_request: str | None = None
+    # Time granted by extensions so far (a duration), and how many were granted.
+    extended_by: str | None = None
+    extensions_used: int | None = None
+    last_extension: ExtensionRun | None = None
 
     _ts = field_validator("started_at", "completed_at", "expires_at")(_check_timestamp)
 

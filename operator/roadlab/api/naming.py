@@ -114,3 +114,16 @@ ANNOTATION_CHECK_REQUESTED = f"{GROUP}/check-requested"
 # Kopf's own annotations (progress, last handled configuration) on Labs.
 KOPF_PREFIX = f"kopf.{GROUP}"
 LEGACY_KOPF_ANNOTATIONS = (f"{GROUP}/kopf-managed", f"{GROUP}/last-handled-configuration")
+# A learner asks for more time by setting this annotation to "<token>:<duration>" (a new
+# token each time, e.g. milliseconds since the epoch): roadlab.api.extensions.
+ANNOTATION_EXTEND_REQUESTED = f"{GROUP}/extend-requested"
+# The learner's kubeconfig names its lab in the context's extensions, under this name.
+KUBECONFIG_EXTENSION = f"{GROUP}/lab"
+# The per-Lab ClusterRole (and its binding) that lets the learner read their own Lab and
+# patch the two request annotations (pinned down by the LEARNER_LAB_POLICY admission policy).
+LEARNER_LAB_POLICY = "roadlab-learner-lab-requests"
+
+
+def learner_lab_role_name(lab_name: str) -> str:
+    """The per-Lab ClusterRole and ClusterRoleBinding of the Lab's learner."""
+    return f"roadlab-learner-{lab_name}"

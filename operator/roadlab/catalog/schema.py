@@ -349,6 +349,9 @@ class LabDefinition(CatalogModel):
     tasks: list[TaskDef] = Field(default_factory=list)
     # Time limit of one validation run unless the Lab sets spec.validation.timeoutSeconds.
     check_timeout_seconds: int = Field(default=180, ge=10, le=900)
+    # Where the checks run: "auto" sends checks whose probes are all short to the warm
+    # checker and the rest to a Job; "job" always uses a Job (a lab that tests the Job path).
+    check_runner: Literal["auto", "job"] = "auto"
     solution: str | None = None
 
     _template_sources: dict[str, str] = PrivateAttr(default_factory=dict)

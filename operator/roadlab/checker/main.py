@@ -1,4 +1,5 @@
-"""`roadlab-check`: the entry point of a check Job.
+"""`roadlab-check`: the entry point of a check Job, and with --serve of the warm checker
+(roadlab.checker.server), which runs the same checks on request.
 
 Reads the tasks to check from ROADLAB_CHECK_SPEC (JSON, written by the operator):
 
@@ -9,21 +10,25 @@ runs each task's probe in order against the lab namespace, prints a readable rep
 stdout (the Job's log) and writes the bounded result document (see roadlab.api.results) to
 /dev/termination-log, or to ROADLAB_RESULT_PATH. Exits 0 whenever the result was written,
 whatever the tasks' outcomes; 1 only when it could not be written.
+
+Both modes go through run_spec_text (parse_spec, then run_spec): same spec, same document.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, TextIO
+from typing import Annotated, Any, NamedTuple, TextIO
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from pydantic.alias_generators import to_camel
 
+from roadlab.api.checker_wire import PORT
 from roadlab.api.lab import TASK_ID_PATTERN
 from roadlab.api.results import TaskOutcome, encode_results
 from roadlab.checker.probe_context import ContextFactory, DeadlineContext, kube_context
@@ -139,6 +144,85 @@ def run_tasks(
     return runs
 
 
+class CheckReport(NamedTuple):
+    """What one check produces: the result document, and the readable report as entries
+    (a task's entry spans its outcome, message and evidence lines)."""
+
+    document: str
+    lines: list[str]
+
+
+def parse_spec(
+    raw: str | bytes | None, *, absent: str = f"{SPEC_ENV} is not set"
+) -> CheckSpec | CheckReport:
+    """The validated spec, or the error report of a malformed one: each task id that can be
+    salvaged gets the error, so the operator shows it on every task."""
+    try:
+        if not raw:
+            raise ValueError(absent)
+        return CheckSpec.model_validate_json(raw)
+    except (ValueError, ValidationError) as exc:
+        problem = describe_args_error(exc) if isinstance(exc, ValidationError) else str(exc)
+        message = f"the check spec was malformed: {problem}"
+        text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+        outcomes = [TaskOutcome(task_id, "Error", message) for task_id in _salvage_ids(text)]
+        return CheckReport(encode_results(outcomes, error=message), [f"roadlab-check: {message}"])
+
+
+def run_spec(
+    spec: CheckSpec,
+    context_factory: ContextFactory,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    on_line: Callable[[str], None] | None = None,
+) -> CheckReport:
+    """Run a validated spec's tasks in a context from context_factory; on_line sees each
+    report entry as it is made (a Job's log shows progress, not just the end)."""
+    lines: list[str] = []
+
+    def emit(line: str) -> None:
+        lines.append(line)
+        if on_line is not None:
+            on_line(line)
+
+    emit(
+        f"Roadlab check of lab {spec.lab} in namespace {spec.namespace}: "
+        f"{len(spec.tasks)} task(s), deadline {spec.deadline_seconds} s"
+    )
+    try:
+        ctx = context_factory(spec.namespace)
+    except Exception as exc:
+        message = f"the checker could not connect to the Kubernetes API: {exc}"
+        emit(message)
+        outcomes = [TaskOutcome(t.id, "Error", message) for t in spec.tasks]
+        return CheckReport(encode_results(outcomes), lines)
+
+    runs = run_tasks(spec, ctx, clock=clock, on_done=lambda run: emit(format_run(run)))
+    counts = {state: sum(r.result.state == state for r in runs) for state in _MARKS}
+    emit(
+        f"Summary: {counts['Passed']} passed, {counts['Failed']} failed, {counts['Error']} error(s)"
+    )
+    return CheckReport(encode_results([r.outcome() for r in runs]), lines)
+
+
+def run_spec_text(
+    raw: str | bytes | None,
+    context_factory: ContextFactory,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    on_line: Callable[[str], None] | None = None,
+    absent: str = f"{SPEC_ENV} is not set",
+) -> CheckReport:
+    """One whole check from the spec's text: the result document and the report."""
+    parsed = parse_spec(raw, absent=absent)
+    if isinstance(parsed, CheckReport):
+        if on_line is not None:
+            for line in parsed.lines:
+                on_line(line)
+        return parsed
+    return run_spec(parsed, context_factory, clock=clock, on_line=on_line)
+
+
 def _write(path: str, text: str, err: TextIO) -> int:
     try:
         with open(path, "w", encoding="utf-8") as handle:
@@ -147,6 +231,22 @@ def _write(path: str, text: str, err: TextIO) -> int:
         print(f"roadlab-check: cannot write the result to {path}: {exc}", file=err)
         return 1
     return 0
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="roadlab-check",
+        description=(
+            "Run one check from ROADLAB_CHECK_SPEC (a check Job), or with --serve run "
+            "checks on request (the warm checker)."
+        ),
+    )
+    parser.add_argument(
+        "--serve", action="store_true", help="serve POST /v1/check instead of one check"
+    )
+    parser.add_argument("--host", default="0.0.0.0", help="address to listen on (--serve)")
+    parser.add_argument("--port", type=int, default=PORT, help="port to listen on (--serve)")
+    return parser.parse_args(argv)
 
 
 def main(
@@ -159,45 +259,27 @@ def main(
     clock: Callable[[], float] = time.monotonic,
 ) -> int:
     """Console script entry point; the keyword arguments are for tests."""
-    del argv  # everything comes from the environment
+    args = parse_args(argv)
     environ = os.environ if environ is None else environ
-    out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
+    if args.serve:
+        # Imported here: a check Job does not need aiohttp, and starts sooner without it.
+        from roadlab.checker import server  # noqa: PLC0415
+
+        return server.serve(
+            args.host, args.port, environ=environ, context_factory=context_factory, err=err
+        )
+
+    out = sys.stdout if out is None else out
     result_path = environ.get(RESULT_PATH_ENV) or DEFAULT_RESULT_PATH
-    raw = environ.get(SPEC_ENV)
 
     def emit(text: str) -> None:
         print(text, file=out, flush=True)
 
-    try:
-        if not raw:
-            raise ValueError(f"{SPEC_ENV} is not set")
-        spec = CheckSpec.model_validate_json(raw)
-    except (ValueError, ValidationError) as exc:
-        problem = describe_args_error(exc) if isinstance(exc, ValidationError) else str(exc)
-        message = f"the check spec was malformed: {problem}"
-        emit(f"roadlab-check: {message}")
-        outcomes = [TaskOutcome(task_id, "Error", message) for task_id in _salvage_ids(raw)]
-        return _write(result_path, encode_results(outcomes, error=message), err)
-
-    emit(
-        f"Roadlab check of lab {spec.lab} in namespace {spec.namespace}: "
-        f"{len(spec.tasks)} task(s), deadline {spec.deadline_seconds} s"
+    report = run_spec_text(
+        environ.get(SPEC_ENV), context_factory or kube_context, clock=clock, on_line=emit
     )
-    try:
-        ctx = (context_factory or kube_context)(spec.namespace)
-    except Exception as exc:
-        message = f"the checker could not connect to the Kubernetes API: {exc}"
-        emit(message)
-        outcomes = [TaskOutcome(t.id, "Error", message) for t in spec.tasks]
-        return _write(result_path, encode_results(outcomes), err)
-
-    runs = run_tasks(spec, ctx, clock=clock, on_done=lambda run: emit(format_run(run)))
-    counts = {state: sum(r.result.state == state for r in runs) for state in _MARKS}
-    emit(
-        f"Summary: {counts['Passed']} passed, {counts['Failed']} failed, {counts['Error']} error(s)"
-    )
-    return _write(result_path, encode_results([r.outcome() for r in runs]), err)
+    return _write(result_path, report.document, err)
 
 
 if __name__ == "__main__":  # pragma: no cover

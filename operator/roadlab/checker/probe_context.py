@@ -1,17 +1,28 @@
-"""What the probes of a check Job run against: HTTP to the lab's Services (with time for a
+"""What the probes of a check run against: HTTP to the lab's Services (with time for a
 new Service's name to resolve), the lab namespace through the Kubernetes API, and the
-check's deadline over both."""
+check's deadline over both.
+
+A check Job builds one client for its one check (kube_context); the warm checker builds one
+for the process and a cheap context per check from it (SharedKubeContexts).
+
+Thread safety (the warm checker runs up to four checks at once, each in its own thread):
+a context and its DeadlineContext belong to one check and hold only immutable fields; what
+checks share is the ApiClient (urllib3's pool is thread-safe) and the dynamic client's
+discovery, which SharedKubeApi serializes.
+"""
 
 from __future__ import annotations
 
 import http.client
 import socket
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import urllib3
+from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
 
@@ -235,3 +246,76 @@ class DeadlineContext:
 def kube_context(namespace: str) -> ProbeContext:
     """The default context factory: in-cluster config (or kubeconfig) via roadlab.kube.client."""
     return KubeProbeContext(KubeApi(load_api_client()), namespace)
+
+
+class _SerializedDiscovery:
+    """The dynamic client's resource lookups, one at a time.
+
+    The LazyDiscoverer fills its cache without a lock, and rebuilds it whole (fresh
+    discovery requests) when a kind is missing; two checks doing that at once could see a
+    half-built cache. Lookups are cheap once cached, so a plain lock costs nothing.
+    """
+
+    def __init__(self, discoverer: Any) -> None:
+        self._discoverer = discoverer
+        self._lock = threading.Lock()
+
+    def get(self, **kwargs: Any) -> Any:
+        with self._lock:
+            return self._discoverer.get(**kwargs)
+
+
+class _DynamicWithSerializedDiscovery:
+    """A DynamicClient whose `resources` is serialized; its requests are not (the returned
+    Resource objects send them through the shared, thread-safe ApiClient)."""
+
+    def __init__(self, dynamic: Any) -> None:
+        self._dynamic = dynamic
+        self.resources = _SerializedDiscovery(dynamic.resources)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._dynamic, name)
+
+
+class SharedKubeApi(KubeApi):
+    """A KubeApi that concurrent checks can share: discovery runs once for the process (a
+    Job pays it on every check) and lookups are serialized."""
+
+    def __init__(self, api_client: ApiClient) -> None:
+        super().__init__(api_client)
+        self._shared_dynamic: _DynamicWithSerializedDiscovery | None = None
+        self._shared_lock = threading.Lock()
+
+    @property
+    def dynamic(self) -> Any:
+        with self._shared_lock:
+            if self._shared_dynamic is None:
+                self._shared_dynamic = _DynamicWithSerializedDiscovery(super().dynamic)
+            return self._shared_dynamic
+
+
+class SharedKubeContexts:
+    """The warm checker's context factory: one API client and one discovery cache for the
+    process, a new (cheap, per-check) KubeProbeContext for each check.
+
+    kube_context costs a Job, per check: reading the service account's token and CA, a new
+    connection pool (so a new TLS handshake to the API server), and the dynamic client's
+    discovery (GET /version and /apis, then the resource list of each group a probe uses,
+    plus a cache file in /tmp). Here all of that is paid once and connections are reused.
+    """
+
+    def __init__(self, api: KubeApi) -> None:
+        self.api = api
+
+    @classmethod
+    def load(cls) -> SharedKubeContexts:
+        """In-cluster config (the roadlab-checker service account), or the kubeconfig."""
+        return cls(SharedKubeApi(load_api_client()))
+
+    def warm_up(self) -> None:
+        """Discover the API now, not on the first check; raises when the API is unreachable
+        (the next check tries again)."""
+        _ = self.api.dynamic
+
+    def __call__(self, namespace: str) -> ProbeContext:
+        return KubeProbeContext(self.api, namespace)

@@ -86,7 +86,9 @@ def lab_manifest(
 ) -> Manifest:
     """The Lab to create; LabSpec validates lab id, learner and TTL (ValidationError)."""
     spec = LabSpec(lab=lab_id, learner=learner, ttl=ttl, parameters=dict(parameters))
-    body = spec.model_dump(by_alias=True, exclude_none=True, mode="json", exclude={"validation"})
+    body = spec.model_dump(
+        by_alias=True, exclude_none=True, mode="json", exclude={"validation", "extensions"}
+    )
     return {
         "apiVersion": naming.API_VERSION,
         "kind": naming.KIND,

@@ -16,16 +16,21 @@ from kubernetes.client.exceptions import ApiException
 
 from roadlab.api import conditions as cond
 from roadlab.api.durations import parse_timestamp
-from roadlab.controller import checks, metrics, reconciler, state
+from roadlab.controller import check_runs, checks, extending, metrics, reconciler, state
 from roadlab.kube.client import describe_api_error
 
 
 def report(
-    body: Mapping[str, Any], patch: MutableMapping[str, Any], outcome: reconciler.Outcome
+    body: Mapping[str, Any],
+    patch: MutableMapping[str, Any],
+    outcome: reconciler.Outcome,
+    check: check_runs.CheckCollected | None = None,
 ) -> None:
     """Status, Events and metrics of one reconcile; then retry or give up as it says (the
     result is counted by reconcile_and_report, from what this returns or raises)."""
     state.write_status(body, {**outcome.status_patch(), **patch.pop("status", {})})
+    if check is not None:  # a run of the warm checker, recorded in that same write
+        report_check(check)
     spec_lab = str((body.get("spec") or {}).get("lab", "unknown"))
     lab = state.as_body(body)
     for change in outcome.transitions:
@@ -67,8 +72,10 @@ def reconcile_and_report(body: Mapping[str, Any], patch: MutableMapping[str, Any
             # One run right after provisioning, so the tasks show what is left to do (its
             # lastCheck goes into the same status write, in `patch`).
             provisioned = {**body, "status": outcome.status_patch()}
-            start_check(provisioned, patch, checks.INITIAL_TOKEN_PREFIX)
-        report(body, patch, outcome)
+            initial = start_check(provisioned, patch, checks.INITIAL_TOKEN_PREFIX)
+            report(body, patch, outcome, initial.collected)
+        else:
+            report(body, patch, outcome)
         result = "ok"
     except kopf.PermanentError:
         result = "invalid"
@@ -82,14 +89,52 @@ def reconcile_and_report(body: Mapping[str, Any], patch: MutableMapping[str, Any
 
 def start_check(
     body: Mapping[str, Any], patch: MutableMapping[str, Any], token: str, *, rerun: bool = False
-) -> reconciler.CheckStart:
+) -> check_runs.CheckStart:
     rt = state.runtime()
-    started = reconciler.start_check(
+    started = check_runs.start_check(
         rt.api, rt.catalog, body, token, state.now(), rt.settings.checks, rerun=rerun
     )
+    if started.warm_fallback:
+        state.lab_logger(body).info(
+            "warm checker unavailable (%s); checking with a Job", started.warm_fallback
+        )
     if started.status_patch:
         patch.setdefault("status", {}).update(started.status_patch)
     return started
+
+
+def check_now(body: Mapping[str, Any], token: str, *, rerun: bool = False) -> None:
+    """Start the run for `token` and write what it gives: a Job's start, or a warm run's
+    results (then its Events and metrics); TemporaryError when it must wait."""
+    patch: dict[str, Any] = {}
+    started = start_check(body, patch, token, rerun=rerun)
+    state.write_status(body, patch.pop("status", {}))
+    if started.collected is not None:
+        report_check(started.collected)
+    if started.wait_reason:
+        raise kopf.TemporaryError(started.wait_reason, delay=checks.WAIT_RETRY_SECONDS)
+
+
+def extend(body: Mapping[str, Any], request: str) -> None:
+    """Answer a learner's extension request: more time within the lab's limits, or why not."""
+    patch = extending.plan_extension(
+        body.get("spec"),
+        body.get("status"),
+        request,
+        state.now(),
+        int(body["metadata"].get("generation") or 0),
+    )
+    if patch is None:
+        return  # answered already (the handler ran again)
+    state.write_status(body, patch)
+    answer = patch["lastExtension"]
+    kopf.event(
+        state.as_body(body),
+        type="Normal" if answer["state"] == "Accepted" else "Warning",
+        reason=f"Extension{answer['state']}",
+        message=answer["message"],
+    )
+    metrics.EXTENSIONS.labels(str((body.get("spec") or {}).get("lab")), answer["state"]).inc()
 
 
 def record_check(job: Mapping[str, Any]) -> None:
@@ -97,15 +142,32 @@ def record_check(job: Mapping[str, Any]) -> None:
     rt = state.runtime()
     for attempt in range(3):
         try:
-            collected = reconciler.collect_check(
+            collected = check_runs.collect_check(
                 rt.api, rt.catalog, job, state.now(), rt.settings.checks
             )
             break
         except ApiException as error:
             if error.status != 409 or attempt == 2:
                 raise
-    if collected is None:
-        return
+    if collected is not None:
+        report_check(collected)
+
+
+def record_check_pod(pod: Mapping[str, Any]) -> None:
+    """Results of a check pod whose container just ended, before its Job says so."""
+    rt = state.runtime()
+    try:
+        collected = check_runs.collect_check_pod(rt.api, rt.catalog, pod, state.now())
+    except ApiException as error:
+        if error.status == 409:
+            return  # the Lab changed meanwhile: the Job's own event records the run
+        raise
+    if collected is not None:
+        report_check(collected)
+
+
+def report_check(collected: check_runs.CheckCollected) -> None:
+    """Events and metrics of a run whose results were just written."""
     lab = state.as_body(collected.lab)
     for result in collected.results:
         kopf.event(

@@ -28,6 +28,22 @@ INITIAL_TOKEN_PREFIX = "initial"
 PERIODIC_TOKEN_PREFIX = "periodic"
 
 JobPhase = Literal["Running", "Succeeded", "Failed", "TimedOut"]
+# Probes that take longer than a request should (a load test of an autoscaler: minutes).
+LONG_PROBES = frozenset({"load_then_assert"})
+TOKEN_ANNOTATION = f"{naming.GROUP}/check-token"
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"  # set on a Job's pods by the Job controller
+WARM_JOB = "warm"  # lastCheck.job of a run made by the warm checker
+WAIT_RETRY_SECONDS = 2  # a request that must wait (a run in flight) is tried again then
+
+
+def runs_warm(definition: LabDefinition, warm_checker: bool) -> bool:
+    """Whether the lab's checks go to the warm checker: it is on, the lab does not ask for
+    Jobs, and no task uses a long probe."""
+    return (
+        warm_checker
+        and definition.check_runner == "auto"
+        and not any(task.check.probe in LONG_PROBES for task in definition.tasks)
+    )
 
 
 @dataclass(frozen=True)
@@ -126,7 +142,7 @@ def check_job(
             "name": naming.check_job_name(request.lab_name, request.token),
             "namespace": operator_namespace,
             "labels": labels,
-            "annotations": {f"{naming.GROUP}/check-token": request.token},
+            "annotations": {TOKEN_ANNOTATION: request.token},
             "ownerReferences": [
                 {
                     "apiVersion": naming.API_VERSION,
@@ -142,7 +158,11 @@ def check_job(
             "backoffLimit": 0,
             "activeDeadlineSeconds": timeout,
             "ttlSecondsAfterFinished": JOB_TTL_SECONDS,
-            "template": {"metadata": {"labels": labels}, "spec": pod},
+            # The token on the pod too: its end is recorded from the pod (collect_check_pod).
+            "template": {
+                "metadata": {"labels": labels, "annotations": {TOKEN_ANNOTATION: request.token}},
+                "spec": pod,
+            },
         },
     }
 
@@ -157,6 +177,17 @@ def job_phase(job: Mapping[str, Any]) -> JobPhase:
         if condition.get("type") == "Failed":
             return "TimedOut" if condition.get("reason") == "DeadlineExceeded" else "Failed"
     return "Running"
+
+
+def pod_result(pod: Mapping[str, Any]) -> tuple[JobPhase, str | None] | None:
+    """The check container's termination message once it has ended well (exit 0: the
+    checker wrote its result); None otherwise. Every other end (killed at the deadline,
+    could not write) is the Job's to report, as TimedOut or Failed."""
+    for container in (pod.get("status") or {}).get("containerStatuses") or []:
+        ended = (container.get("state") or {}).get("terminated")
+        if container.get("name") == "check" and ended and ended.get("exitCode") == 0:
+            return "Succeeded", ended.get("message")
+    return None
 
 
 def periodic_token(status: LabStatus, interval_seconds: int, now: datetime) -> str | None:
@@ -175,7 +206,9 @@ def periodic_token(status: LabStatus, interval_seconds: int, now: datetime) -> s
 def pending_request(annotations: Mapping[str, str], status: LabStatus) -> str | None:
     """The check-requested annotation's value when no run has been made for it yet."""
     token = annotations.get(naming.ANNOTATION_CHECK_REQUESTED)
-    if not token or (status.last_check is not None and status.last_check.token == token):
+    if not token or token == status.last_request:
+        return None
+    if status.last_check is not None and status.last_check.token == token:
         return None
     return token
 

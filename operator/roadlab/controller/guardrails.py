@@ -229,14 +229,51 @@ def learner_role_binding(lab_name: str, namespace: str, learner: str) -> dict[st
             naming.LEARNER_ROLE_BINDING, lab_name, naming.COMPONENT_LEARNER, namespace
         ),
         "roleRef": {"apiGroup": RBAC_GROUP, "kind": "Role", "name": naming.LEARNER_ROLE},
-        "subjects": [
+        "subjects": learner_subjects(namespace, learner),
+    }
+
+
+def learner_subjects(namespace: str, learner: str) -> list[dict[str, Any]]:
+    """Who the learner is: the lab's learner ServiceAccount, and the person by user name."""
+    return [
+        {"kind": "ServiceAccount", "name": naming.LEARNER_SERVICE_ACCOUNT, "namespace": namespace},
+        {"apiGroup": RBAC_GROUP, "kind": "User", "name": learner},
+    ]
+
+
+def learner_lab_role(lab_name: str) -> dict[str, Any]:
+    """The learner's rights on their own Lab, a cluster-scoped object, so a ClusterRole
+    limited by resourceNames: read it (get, and watch of that one name) and patch it.
+
+    The patch is pinned down by the chart's admission policy (naming.LEARNER_LAB_POLICY) to
+    the two request annotations: ask for a check, ask for more time. No list (another
+    Lab's name or existence), no labs/status, no update, no delete.
+    """
+    return {
+        "apiVersion": f"{RBAC_GROUP}/v1",
+        "kind": "ClusterRole",
+        "metadata": _meta(
+            naming.learner_lab_role_name(lab_name), lab_name, naming.COMPONENT_LEARNER, None
+        ),
+        "rules": [
             {
-                "kind": "ServiceAccount",
-                "name": naming.LEARNER_SERVICE_ACCOUNT,
-                "namespace": namespace,
-            },
-            {"apiGroup": RBAC_GROUP, "kind": "User", "name": learner},
+                "apiGroups": [naming.GROUP],
+                "resources": [naming.PLURAL],
+                "resourceNames": [lab_name],
+                "verbs": ["get", "watch", "patch"],
+            }
         ],
+    }
+
+
+def learner_lab_role_binding(lab_name: str, learner: str) -> dict[str, Any]:
+    name = naming.learner_lab_role_name(lab_name)
+    return {
+        "apiVersion": f"{RBAC_GROUP}/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": _meta(name, lab_name, naming.COMPONENT_LEARNER, None),
+        "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": name},
+        "subjects": learner_subjects(naming.namespace_for(lab_name), learner),
     }
 
 
@@ -293,4 +330,6 @@ def all_guardrail_objects(
         ),
         learner_role_binding(lab_name, namespace, learner),
         checker_role_binding(lab_name, namespace, operator_namespace),
+        learner_lab_role(lab_name),
+        learner_lab_role_binding(lab_name, learner),
     ]

@@ -10,7 +10,7 @@ from typing import Any
 import kopf
 
 from roadlab.api import naming
-from roadlab.controller import actions, metrics, startup, state, ticking
+from roadlab.controller import actions, checks, metrics, startup, state, ticking
 from roadlab.controller.settings import Settings
 
 LAB = (naming.GROUP, naming.VERSION, naming.PLURAL)
@@ -57,18 +57,29 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
 
 
 @kopf.on.field(*LAB, field=("metadata", "annotations", naming.ANNOTATION_CHECK_REQUESTED))
-def check_requested(body: kopf.Body, patch: kopf.Patch, new: Any, **_: Any) -> None:
+def check_requested(body: kopf.Body, new: Any, **_: Any) -> None:
     if new:
-        started = actions.start_check(body, patch, str(new))
-        state.write_status(body, patch.pop("status", {}))
-        if started.wait_reason:
-            raise kopf.TemporaryError(started.wait_reason, delay=10)
+        actions.check_now(body, str(new))
+
+
+@kopf.on.field(*LAB, field=("metadata", "annotations", naming.ANNOTATION_EXTEND_REQUESTED))
+def extend_requested(body: kopf.Body, new: Any, **_: Any) -> None:
+    if new:
+        actions.extend(body, str(new))
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={naming.LABEL_COMPONENT: naming.COMPONENT_CHECK})
 def check_job_changed(type: str, body: kopf.Body, **_: Any) -> None:
     if type != "DELETED":
         actions.record_check(body)
+
+
+@kopf.on.event("", "v1", "pods", labels={naming.LABEL_COMPONENT: naming.COMPONENT_CHECK})
+async def check_pod_changed(type: str, body: kopf.Body, **_: Any) -> None:
+    # The results are recorded from the pod the moment its container ends well: the Job's
+    # status says so seconds later. Every other pod event ends here, in the event loop.
+    if type == "MODIFIED" and checks.pod_result(body) is not None:
+        await asyncio.to_thread(actions.record_check_pod, body)
 
 
 # Async: a dict update needs no thread. A sync handler waits in Kopf's executor queue, and
@@ -104,6 +115,36 @@ async def guardrail_changed(type: str, body: kopf.Body, labels: kopf.Labels, **_
         return
     await asyncio.to_thread(actions.restore, type, lab, body)
 
+
+# What a learner changes when they work on a task: a change to one of these in a lab
+# namespace re-checks the lab a moment later (ticking.recheck_lab, debounced).
+LEARNER_RESOURCES = (
+    ("apps", "v1", "deployments"),
+    ("apps", "v1", "statefulsets"),
+    ("", "v1", "services"),
+    ("", "v1", "configmaps"),
+    ("autoscaling", "v2", "horizontalpodautoscalers"),
+    ("networking.k8s.io", "v1", "ingresses"),
+    ("policy", "v1", "poddisruptionbudgets"),
+    ("batch", "v1", "jobs"),
+    ("networking.istio.io", "v1", "virtualservices"),
+    ("networking.istio.io", "v1", "destinationrules"),
+)
+
+
+def _in_a_lab_namespace(namespace: str | None, **_: Any) -> bool:
+    return bool(namespace and namespace.startswith(naming.NAMESPACE_PREFIX))
+
+
+async def learner_object_changed(type: str, namespace: str | None, **_: Any) -> None:
+    # Not the listing at start-up (type None): only a change made while the operator runs.
+    lab_name = (namespace or "").removeprefix(naming.NAMESPACE_PREFIX)
+    if type and lab_name in state.labs:
+        ticking.note_change(lab_name)
+
+
+for _group, _version, _plural in LEARNER_RESOURCES:
+    kopf.on.event(_group, _version, _plural, when=_in_a_lab_namespace)(learner_object_changed)
 
 for _group, _version, _plural in GUARDED_RESOURCES:
     kopf.on.event(

@@ -117,7 +117,12 @@ CHECK_LATENCY_SECONDS = Histogram(
     "roadlab_check_latency_seconds",
     "Time from a validation run being requested to its results being in the Lab's status",
     ["lab"],
-    buckets=(1, 2, 3, 5, 8, 13, 20, 30, 60, 120, 300, 900),
+    buckets=(0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 8, 13, 20, 30, 60, 120, 300, 900),
+)
+EXTENSIONS = Counter(
+    "roadlab_extensions",
+    "Learners' requests for more time, by catalog lab and answer (Accepted, Refused)",
+    ["lab", "state"],
 )
 TIME_TO_COMPLETE_SECONDS = Histogram(
     "roadlab_time_to_complete_seconds",

@@ -7,17 +7,29 @@ expired / retry_after / permanent_error to decide what happens next.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
 from roadlab.api import conditions as cond
 from roadlab.api import naming
-from roadlab.api.durations import format_timestamp, parse_timestamp
-from roadlab.api.lab import ConditionStatus, LabSpec, LabStatus, ParamValue, TaskResult
+from roadlab.api.durations import (
+    DurationError,
+    format_timestamp,
+    parse_duration,
+    parse_timestamp,
+)
+from roadlab.api.lab import (
+    ConditionStatus,
+    LabSpec,
+    LabStatus,
+    ParamValue,
+    TaskResult,
+)
 from roadlab.catalog.loader import format_validation_error, resolve_parameters
 from roadlab.catalog.rendering import RenderError, render_environment
 from roadlab.catalog.schema import LabDefinition, ParameterError
@@ -58,7 +70,7 @@ def parse_status(status_dict: Mapping[str, Any] | None) -> LabStatus:
         return LabStatus()
 
 
-def _with_condition(  # noqa: PLR0917
+def with_condition(  # noqa: PLR0917
     status: LabStatus,
     type_: str,
     value: ConditionStatus,
@@ -105,11 +117,11 @@ def summarize_tasks(status: LabStatus, now: datetime, generation: int) -> LabSta
         update["completed_at"] = format_timestamp(now)
     status = status.model_copy(update=update)
     if done:
-        return _with_condition(
+        return with_condition(
             status, cond.COMPLETED, cond.TRUE, cond.REASON_ALL_TASKS_PASSED,
             f"all {total} tasks passed", now, generation,
         )  # fmt: skip
-    return _with_condition(
+    return with_condition(
         status, cond.COMPLETED, cond.FALSE, cond.REASON_TASKS_PENDING,
         f"{passed} of {total} tasks passed", now, generation,
     )  # fmt: skip
@@ -131,7 +143,7 @@ def apply_task_results(
 def mark_provisioned(status: LabStatus, now: datetime, generation: int) -> LabStatus:
     """The caller applied every planned object successfully."""
     _require_aware(now)
-    return _with_condition(
+    return with_condition(
         status, cond.PROVISIONED, cond.TRUE, cond.REASON_PROVISIONED,
         "all lab objects are applied", now, generation,
     )  # fmt: skip
@@ -140,18 +152,27 @@ def mark_provisioned(status: LabStatus, now: datetime, generation: int) -> LabSt
 def mark_apply_failed(status: LabStatus, message: str, now: datetime, generation: int) -> LabStatus:
     """The caller could not apply the planned objects (usually worth retrying)."""
     _require_aware(now)
-    return _with_condition(
+    return with_condition(
         status, cond.PROVISIONED, cond.FALSE, cond.REASON_APPLY_FAILED, message, now, generation
     )
 
 
-def _started_at(status: LabStatus, now: datetime) -> datetime:
+def started_at_or(status: LabStatus, now: datetime) -> datetime:
     if status.started_at is not None:
         try:
             return parse_timestamp(status.started_at)
         except ValueError:
             pass
     return now
+
+
+def lifetime(spec: LabSpec, status: LabStatus) -> timedelta:
+    """How long the lab lives from its start: its ttl plus the extensions granted."""
+    extended = timedelta(0)
+    # Only the operator writes it; a hand-edited bad value counts as none.
+    with contextlib.suppress(DurationError):
+        extended = parse_duration(status.extended_by or "0")
+    return spec.ttl_delta() + extended
 
 
 def plan_lab(  # noqa: PLR0917 - one flat call from the reconcile handler
@@ -177,7 +198,7 @@ def plan_lab(  # noqa: PLR0917 - one flat call from the reconcile handler
         permanent = reason in cond.PERMANENT_REASONS
         if not permanent and retry is None:
             raise ValueError(f"{reason} is not a permanent reason: it needs a retry delay")
-        failed = _with_condition(
+        failed = with_condition(
             current, cond.PROVISIONED, cond.FALSE, reason, message, now, generation
         )
         return LabPlan(
@@ -197,8 +218,8 @@ def plan_lab(  # noqa: PLR0917 - one flat call from the reconcile handler
     except ValueError as exc:
         return fail(status, cond.REASON_INVALID_SPEC, str(exc))
 
-    started_at = _started_at(status, now)
-    expires_at = started_at + spec.ttl_delta()
+    started_at = started_at_or(status, now)
+    expires_at = started_at + lifetime(spec, status)
     status = status.model_copy(
         update={
             "namespace": namespace,
@@ -208,12 +229,12 @@ def plan_lab(  # noqa: PLR0917 - one flat call from the reconcile handler
     )
     context: dict[str, Any] = {"namespace": namespace, "expires_at": expires_at, "spec": spec}
     if now >= expires_at:
-        status = _with_condition(
+        status = with_condition(
             status, cond.EXPIRED, cond.TRUE, cond.REASON_EXPIRED,
             f"the lab expired at {format_timestamp(expires_at)} (ttl {spec.ttl})", now, generation,
         )  # fmt: skip
         return LabPlan(status=status, expired=True, **context)
-    status = _with_condition(
+    status = with_condition(
         status, cond.EXPIRED, cond.FALSE, cond.REASON_WITHIN_TTL,
         f"the lab expires at {format_timestamp(expires_at)}", now, generation,
     )  # fmt: skip
@@ -256,7 +277,7 @@ def plan_lab(  # noqa: PLR0917 - one flat call from the reconcile handler
     objects = guardrails + environment
 
     if not cond.is_true(status.conditions, cond.PROVISIONED):
-        status = _with_condition(
+        status = with_condition(
             status, cond.PROVISIONED, cond.FALSE, cond.REASON_PROVISIONING,
             f"applying {len(objects)} objects", now, generation,
         )  # fmt: skip
@@ -266,14 +287,18 @@ def plan_lab(  # noqa: PLR0917 - one flat call from the reconcile handler
 def _guardrails(
     name: str, uid: str, spec: LabSpec, definition: LabDefinition, operator_namespace: str
 ) -> list[dict[str, Any]]:
-    """The Namespace (owned by the Lab, so deleting the Lab deletes it) and its guardrails."""
+    """The Namespace and its guardrails. The cluster-scoped objects (the Namespace, the
+    learner's ClusterRole on the Lab and its binding) are owned by the Lab, so deleting the
+    Lab deletes them; the namespaced ones go with their Namespace."""
     guardrails = all_guardrail_objects(
         name, spec.learner, definition.environment, operator_namespace
     )
     lab_ref = {"apiVersion": naming.API_VERSION, "kind": naming.KIND}
-    guardrails[0]["metadata"]["ownerReferences"] = [
-        owner_reference({**lab_ref, "metadata": {"name": name, "uid": uid}})
-    ]
+    for manifest in guardrails:
+        if "namespace" not in manifest["metadata"]:
+            manifest["metadata"]["ownerReferences"] = [
+                owner_reference({**lab_ref, "metadata": {"name": name, "uid": uid}})
+            ]
     return guardrails
 
 
@@ -301,7 +326,7 @@ def live_guardrails(  # noqa: PLR0917 - the guardrail handler's one call
     try:
         spec = LabSpec.model_validate(spec_dict or {})
         definition = catalog.get(spec.lab)
-        if definition is None or now >= _started_at(status, now) + spec.ttl_delta():
+        if definition is None or now >= started_at_or(status, now) + lifetime(spec, status):
             return []
         return _guardrails(name, uid, spec, definition, operator_namespace)
     except (ValidationError, ValueError):

@@ -17,26 +17,19 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
 
 from roadlab.api import conditions as cond
-from roadlab.api import naming, results
-from roadlab.api.durations import format_timestamp, parse_timestamp
-from roadlab.api.lab import CheckRun, Condition, LabSpec, LabStatus, TaskResult
-from roadlab.catalog.loader import resolve_parameters
-from roadlab.catalog.rendering import RenderError, render_context
+from roadlab.api import naming
+from roadlab.api.lab import Condition, LabStatus
 from roadlab.catalog.schema import LabDefinition
-from roadlab.controller import checks
 from roadlab.controller.guardrails import holds
 from roadlab.controller.plan import (
     LabPlan,
-    apply_task_results,
     live_guardrails,
     mark_apply_failed,
     mark_provisioned,
-    parse_status,
     plan_lab,
 )
-from roadlab.controller.settings import CheckSettings
 from roadlab.kube.client import describe_api_error
-from roadlab.kube.operator_api import KubeApi
+from roadlab.kube.operator_api import OperatorApi
 
 APPLY_RETRY_SECONDS = 15
 API_ERRORS = (ApiException, DynamicApiError, ResourceNotFoundError)
@@ -57,7 +50,7 @@ class Outcome:
         return self.status.to_patch()
 
 
-def served_prerequisites(api: KubeApi, definition: LabDefinition | None) -> set[str]:
+def served_prerequisites(api: OperatorApi, definition: LabDefinition | None) -> set[str]:
     """The lab's prerequisites that the cluster serves (one discovery call or read each)."""
     if definition is None:
         return set()
@@ -79,7 +72,7 @@ def is_environment(manifest: Mapping[str, Any]) -> bool:
 
 
 def make_plan(
-    api: KubeApi,
+    api: OperatorApi,
     catalog: Mapping[str, LabDefinition],
     body: Mapping[str, Any],
     now: datetime,
@@ -100,7 +93,7 @@ def make_plan(
     )
 
 
-def apply_objects(api: KubeApi, objects: Sequence[Mapping[str, Any]]) -> None:
+def apply_objects(api: OperatorApi, objects: Sequence[Mapping[str, Any]]) -> None:
     """Guardrails are enforced on every pass; environment objects are only seeded."""
     for manifest in objects:
         if is_environment(manifest):
@@ -110,7 +103,7 @@ def apply_objects(api: KubeApi, objects: Sequence[Mapping[str, Any]]) -> None:
 
 
 def reconcile_lab(
-    api: KubeApi,
+    api: OperatorApi,
     catalog: Mapping[str, LabDefinition],
     body: Mapping[str, Any],
     now: datetime,
@@ -149,7 +142,7 @@ def reconcile_lab(
 
 
 def enforce_guardrails(
-    api: KubeApi,
+    api: OperatorApi,
     catalog: Mapping[str, LabDefinition],
     body: Mapping[str, Any],
     now: datetime,
@@ -173,7 +166,7 @@ def enforce_guardrails(
 
 
 def restore_guardrail(  # noqa: PLR0917 - the guardrail handler's one call
-    api: KubeApi,
+    api: OperatorApi,
     catalog: Mapping[str, LabDefinition],
     lab: Mapping[str, Any],
     observed: Mapping[str, Any],
@@ -206,153 +199,3 @@ def _conditions(body: Mapping[str, Any]) -> list[Condition]:
         return [Condition.model_validate(c) for c in raw]
     except ValueError:
         return []
-
-
-# --- Validation runs ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CheckStart:
-    """What asking for a validation run did: a status patch, or why it must wait."""
-
-    status_patch: dict[str, Any] | None = None
-    wait_reason: str | None = None
-
-
-def start_check(  # noqa: PLR0917 - the handler's one call
-    api: KubeApi,
-    catalog: Mapping[str, LabDefinition],
-    body: Mapping[str, Any],
-    token: str,
-    now: datetime,
-    settings: CheckSettings,
-    *,
-    rerun: bool = False,
-) -> CheckStart:
-    """Create the check Job for `token` (409: it exists already); one run per Lab at a time.
-
-    rerun: the run for `token` was recorded as started but its Job is gone; make it again.
-    """
-    status = parse_status(body.get("status"))
-    if not cond.is_true(status.conditions, cond.PROVISIONED):
-        return CheckStart(wait_reason="the lab is not provisioned yet")
-    if cond.is_true(status.conditions, cond.EXPIRED):
-        return CheckStart(wait_reason="the lab has expired")
-    definition = catalog.get(str((body.get("spec") or {}).get("lab")))
-    if definition is None or status.namespace is None:
-        return CheckStart(wait_reason="the lab is not in the catalog")
-    if not definition.tasks:
-        return CheckStart()  # nothing to check
-    last = status.last_check
-    if last is not None and last.token == token and not rerun:
-        return CheckStart()  # this request already has its run
-    if last is not None and last.state == "Running":
-        job = api.get("batch/v1", "Job", last.job, settings.operator_namespace)
-        if job is not None and checks.job_phase(job) == "Running":
-            return CheckStart(wait_reason=f"check {last.job} is still running")
-    metadata = body["metadata"]
-    try:
-        spec = LabSpec.model_validate(body.get("spec") or {})
-        params = resolve_parameters(definition, spec.parameters)
-        context = render_context(params, metadata["name"], spec.learner, status.namespace)
-        timeout = spec.validation.timeout_seconds or definition.check_timeout_seconds
-        spec_json = checks.check_spec(definition, context, metadata["name"], timeout)
-    except (ValueError, RenderError) as error:
-        return CheckStart(wait_reason=f"cannot prepare the checks: {error}")
-    request = checks.CheckRequest(metadata["name"], metadata["uid"], token, status.namespace)
-    job = checks.check_job(
-        request,
-        spec_json,
-        image=settings.checker_image,
-        operator_namespace=settings.operator_namespace,
-        timeout=timeout,
-        image_pull_secrets=settings.image_pull_secrets,
-    )
-    api.create_if_absent(job)
-    run = CheckRun(token=token, job=job["metadata"]["name"], requested_at=format_timestamp(now))
-    # A merge patch merges nested objects: null out what the previous run recorded.
-    return CheckStart(status_patch={"lastCheck": {**run.to_wire(), "finishedAt": None}})
-
-
-@dataclass(frozen=True)
-class CheckCollected:
-    """A finished run written into the Lab's status."""
-
-    lab: dict[str, Any]
-    lab_id: str
-    state: str
-    results: list[TaskResult]
-    transitions: list[cond.Transition]
-    completed_now: bool
-    seconds_since_request: float | None
-    lab_state: str  # conditions.lab_state of the status just written
-
-
-def collect_check(
-    api: KubeApi,
-    catalog: Mapping[str, LabDefinition],
-    job: Mapping[str, Any],
-    now: datetime,
-    settings: CheckSettings,
-) -> CheckCollected | None:
-    """Write a finished check Job's results into its Lab's status, once."""
-    phase = checks.job_phase(job)
-    if phase == "Running":
-        return None
-    job_name = job["metadata"]["name"]
-    lab_name = (job["metadata"].get("labels") or {}).get(naming.LABEL_LAB)
-    token = (job["metadata"].get("annotations") or {}).get(f"{naming.GROUP}/check-token", "")
-    if not lab_name:
-        return None
-    lab = api.get(naming.API_VERSION, naming.KIND, lab_name)
-    if lab is None:
-        return None
-    status = parse_status(lab.get("status"))
-    last = status.last_check
-    if last is None or last.job != job_name:
-        # Not the Lab's current run: an older Job (its events replay after a restart) must
-        # not overwrite a newer run. A run whose start was never recorded is started again
-        # from the still pending request, which records it.
-        return None
-    if last.finished_at is not None and last.state != "Running":
-        return None  # already recorded: events for a finished Job repeat
-    lab_id = str((lab.get("spec") or {}).get("lab"))
-    definition = catalog.get(lab_id)
-    task_ids = [t.id for t in definition.tasks] if definition else [t.id for t in status.tasks]
-    if phase == "TimedOut":
-        timeout = int(job["spec"].get("activeDeadlineSeconds") or 0)
-        task_results = results.timed_out_results(task_ids, timeout, now)
-    else:
-        message = api.termination_message(settings.operator_namespace, job_name, "check")
-        task_results = results.parse_check_output(message, task_ids, now)
-    generation = int(lab["metadata"].get("generation") or 0)
-    was_completed = cond.is_true(status.conditions, cond.COMPLETED)
-    new_status = apply_task_results(status, task_results, now, generation)
-    state = checks.run_state([r.state for r in task_results], phase)
-    requested_at = last.requested_at if last is not None and last.job == job_name else None
-    run = CheckRun(
-        token=token,
-        job=job_name,
-        requested_at=requested_at,
-        finished_at=format_timestamp(now),
-        state=state,
-    )
-    new_status = new_status.model_copy(update={"last_check": run})
-    patch = new_status.to_patch()
-    api.patch_lab_status(
-        lab_name,
-        {k: patch[k] for k in ("tasks", "progress", "tasksPassed", "tasksTotal", "conditions",
-                               "completedAt", "lastCheck") if k in patch},
-        lab["metadata"].get("resourceVersion"),
-    )  # fmt: skip
-    seconds = (now - parse_timestamp(requested_at)).total_seconds() if requested_at else None
-    return CheckCollected(
-        lab=lab,
-        lab_id=lab_id,
-        state=state,
-        results=task_results,
-        transitions=cond.transitions(status.conditions, new_status.conditions),
-        completed_now=not was_completed and cond.is_true(new_status.conditions, cond.COMPLETED),
-        seconds_since_request=seconds,
-        lab_state=cond.lab_state(new_status.conditions),
-    )

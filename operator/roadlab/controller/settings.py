@@ -21,6 +21,10 @@ class CheckSettings:
     # Secrets (in the operator's namespace) to pull checker_image with: the chart's
     # imagePullSecrets, since the check Jobs run the operator's own image.
     image_pull_secrets: tuple[str, ...] = ()
+    # Short checks go to the warm checker (a Deployment) rather than a Job, when it answers.
+    warm_checker: bool = False
+    # The key the warm checker's requests are signed with; None: read from its Secret.
+    checker_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -32,10 +36,18 @@ class Settings:
     tick_seconds: float
     checker_image: str
     image_pull_secrets: tuple[str, ...] = ()
+    warm_checker: bool = False
+    checker_key: str | None = None
 
     @property
     def checks(self) -> CheckSettings:
-        return CheckSettings(self.operator_namespace, self.checker_image, self.image_pull_secrets)
+        return CheckSettings(
+            self.operator_namespace,
+            self.checker_image,
+            self.image_pull_secrets,
+            self.warm_checker,
+            self.checker_key,
+        )
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -51,6 +63,8 @@ class Settings:
             tick_seconds=float(env.get("ROADLAB_TICK_SECONDS", "30")),
             checker_image=env.get("ROADLAB_CHECKER_IMAGE", DEFAULT_CHECKER_IMAGE),
             image_pull_secrets=secret_names(env.get("ROADLAB_IMAGE_PULL_SECRETS", "")),
+            warm_checker=env.get("ROADLAB_WARM_CHECKER", "true").strip().lower() == "true",
+            checker_key=env.get("ROADLAB_CHECKER_KEY") or None,
         )
 
 

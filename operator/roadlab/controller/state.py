@@ -18,7 +18,7 @@ from kubernetes.client.exceptions import ApiException
 from roadlab.api import naming
 from roadlab.catalog.schema import LabDefinition
 from roadlab.controller.settings import Settings
-from roadlab.kube.operator_api import KubeApi
+from roadlab.kube.operator_api import OperatorApi
 
 log = logging.getLogger(__name__)
 LabLogger = logging.LoggerAdapter[logging.Logger]
@@ -27,7 +27,7 @@ LabLogger = logging.LoggerAdapter[logging.Logger]
 @dataclass
 class Runtime:
     settings: Settings
-    api: KubeApi
+    api: OperatorApi
     catalog: dict[str, LabDefinition]
 
 

@@ -8,15 +8,19 @@ for a Lab is ticker.due's pure decision; this module carries it out.
 from __future__ import annotations
 
 import asyncio
+import functools
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
-from roadlab.controller import actions, memory, state, ticker
+from roadlab.api import conditions as cond
+from roadlab.controller import actions, autocheck, checks, memory, state, ticker
 from roadlab.controller.plan import parse_status
 
 _ticker: asyncio.Task[None] | None = None
+_rechecker: asyncio.Task[None] | None = None
 
 
 def tick_lab(body: Mapping[str, Any]) -> None:
@@ -27,23 +31,21 @@ def tick_lab(body: Mapping[str, Any]) -> None:
     """
     rt = state.runtime()
     decision = ticker.due(body, state.now())
-    patch: dict[str, Any] = {}
     try:
         if decision.action is ticker.Action.EXPIRE:
             state.lab_logger(body).info(
                 "expired at %s", parse_status(body.get("status")).expires_at
             )
-            actions.reconcile_and_report(body, patch)
+            actions.reconcile_and_report(body, {})
         elif decision.action is ticker.Action.FOLLOW_CHECK:
             job = rt.api.get("batch/v1", "Job", decision.job, rt.settings.operator_namespace)
             if job is not None:
                 actions.record_check(job)
             else:  # the Job went (deleted, or lost mid-start): the request gets a new run
                 state.lab_logger(body).info("check job %s is gone; running it again", decision.job)
-                actions.start_check(body, patch, decision.token, rerun=True)
+                actions.check_now(body, decision.token, rerun=True)
         elif decision.action is ticker.Action.START_CHECK:
-            actions.start_check(body, patch, decision.token)
-        state.write_status(body, patch.pop("status", {}))
+            actions.check_now(body, decision.token)
     except (kopf.TemporaryError, kopf.PermanentError):
         pass  # the status says why (or the Lab changed meanwhile); the next tick tries again
 
@@ -64,6 +66,56 @@ async def tick_forever(interval: float, logger: kopf.Logger) -> None:
 _ticker_start: tuple[float, kopf.Logger] | None = None
 
 
+# --- Re-checks after a learner's change (controller.autocheck decides when) ---------------
+
+RECHECKS = autocheck.Rechecks()
+RECHECK_POLL_SECONDS = 0.1
+_rechecks_running: set[asyncio.Task[None]] = set()
+
+
+def note_change(lab_name: str) -> None:
+    RECHECKS.note(lab_name, time.monotonic())
+
+
+def recheck_lab(lab_name: str) -> None:
+    """One re-check of a lab whose objects changed, in a worker thread: only a running lab
+    whose checks are short (the warm checker's), never a load test on every change."""
+    body = state.labs.get(lab_name)
+    rt = state.runtime()
+    if body is None:
+        return
+    status = parse_status(body.get("status"))
+    definition = rt.catalog.get(str((body.get("spec") or {}).get("lab")))
+    if (
+        definition is None
+        or not definition.tasks
+        or not checks.runs_warm(definition, rt.settings.warm_checker)
+        or not cond.is_true(status.conditions, cond.PROVISIONED)
+        or cond.is_true(status.conditions, cond.EXPIRED)
+    ):
+        return
+    try:
+        actions.check_now(body, autocheck.token(time.time()))
+    except kopf.TemporaryError:  # a run in flight, or the Lab changed: still owed
+        RECHECKS.retry(lab_name, time.monotonic())
+
+
+async def recheck_forever() -> None:
+    while True:
+        await asyncio.sleep(RECHECK_POLL_SECONDS)
+        for lab_name in RECHECKS.due_now(time.monotonic()):
+            task = asyncio.create_task(asyncio.to_thread(recheck_lab, lab_name))
+            _rechecks_running.add(task)  # kept until done: the loop holds no other reference
+            task.add_done_callback(functools.partial(_recheck_done, lab_name))
+
+
+def _recheck_done(lab_name: str, task: asyncio.Task[None]) -> None:
+    _rechecks_running.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        lab = state.labs.get(lab_name) or {"metadata": {"name": lab_name}}
+        state.lab_logger(lab).error("re-check failed", exc_info=task.exception())
+
+
 def prepare(interval: float, logger: kopf.Logger) -> None:
     """At start-up: the ticker's interval and logger, for ensure_ticker.
 
@@ -78,12 +130,14 @@ def prepare(interval: float, logger: kopf.Logger) -> None:
 
 def ensure_ticker() -> None:
     """Start the ticker from the resource handler calling this, in its context (once)."""
-    global _ticker  # noqa: PLW0603 - one ticker per operator process
+    global _ticker, _rechecker  # noqa: PLW0603 - one ticker per operator process
     if _ticker is None and _ticker_start is not None:
         interval, logger = _ticker_start
         _ticker = asyncio.create_task(tick_forever(interval, logger))
+        _rechecker = asyncio.create_task(recheck_forever())
 
 
 def stop() -> None:
-    if _ticker is not None:
-        _ticker.cancel()
+    for task in (_ticker, _rechecker):
+        if task is not None:
+            task.cancel()

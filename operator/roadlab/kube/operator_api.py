@@ -7,8 +7,10 @@ this module only carries them out.
 
 from __future__ import annotations
 
+import base64
 import threading
-from typing import Any, cast
+from collections.abc import Mapping
+from typing import Any, Protocol, cast, runtime_checkable
 
 from kubernetes import client
 from kubernetes.dynamic import DynamicClient
@@ -18,6 +20,32 @@ from roadlab.api import naming
 from roadlab.kube.client import Manifest, unless_not_found, went_through
 
 FIELD_MANAGER = "roadlab-operator"
+
+
+@runtime_checkable
+class OperatorApi(Protocol):
+    """The verbs the reconciler uses: KubeApi over a real API server, or the typed
+    in-memory fake of the unit tests (tests/unit/kube_fake.py)."""
+
+    def apply(self, manifest: Manifest) -> Manifest: ...
+    def create_if_absent(self, manifest: Manifest) -> bool: ...
+    def get(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> Manifest | None: ...
+    def delete(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> bool: ...
+    def serves(self, api_version: str, resource: str) -> bool: ...
+    def object_exists(self, api_version: str, resource: str, name: str) -> bool: ...
+    def namespace_phase(self, name: str) -> str | None: ...
+    def termination_message(self, namespace: str, job_name: str, container: str) -> str | None: ...
+    def patch_lab_status(
+        self, name: str, status: Manifest, resource_version: str | None
+    ) -> None: ...
+    def secret_value(self, namespace: str, name: str, key: str) -> str | None: ...
+    def post_through_service_proxy(
+        self, path: str, body: bytes, headers: Mapping[str, str], timeout: float
+    ) -> tuple[int, bytes]: ...
 
 
 class KubeApi:
@@ -134,3 +162,37 @@ class KubeApi:
         client.CustomObjectsApi(self.api_client).patch_cluster_custom_object_status(
             naming.GROUP, naming.VERSION, naming.PLURAL, name, body
         )
+
+    def secret_value(self, namespace: str, name: str, key: str) -> str | None:
+        """One key of a Secret, decoded; None when the Secret or the key is absent."""
+        secret = unless_not_found(lambda: self.core.read_namespaced_secret(name, namespace))
+        data = (secret.data or {}) if secret is not None else {}
+        return base64.b64decode(data[key]).decode() if key in data else None
+
+    def post_through_service_proxy(
+        self, path: str, body: bytes, headers: Mapping[str, str], timeout: float
+    ) -> tuple[int, bytes]:
+        """POST raw bytes to an API server proxy path; (HTTP status, response body).
+
+        Through the API server, so it works wherever the API does (an operator run on a
+        laptop against kind too) and only for those allowed services/proxy. Any status is
+        returned, not raised: the caller decides what a 503 (no checker ready) means.
+        """
+        # Serialized without the body: param_serialize would treat bytes as an object.
+        method, url, header_params, _, _ = self.api_client.param_serialize(
+            "POST",
+            path,
+            header_params={"Content-Type": "application/octet-stream", **headers},
+            auth_settings=["BearerToken"],
+        )
+        try:
+            response = self.api_client.call_api(
+                method, url, header_params=header_params, body=body, _request_timeout=(5, timeout)
+            )
+            response.read()  # type: ignore[no-untyped-call]
+        except client.ApiException as error:
+            raw = error.body
+            return int(error.status or 0), raw if isinstance(raw, bytes) else str(
+                raw or ""
+            ).encode()
+        return int(response.status), bytes(response.data or b"")
