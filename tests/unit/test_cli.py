@@ -8,7 +8,7 @@ import io
 import json
 import shutil
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -147,6 +147,10 @@ class FakeApi:
         self.tokens: list[tuple[str, str, int]] = []
         self.fail_with: Exception | None = None
         self.after_patch: Callable[[str], None] | None = None
+        # What successive watch_lab calls give: the Labs of one stream, or an error to raise
+        # (none left: a stream that ends at once, as a server's watch timeout ends it).
+        self.watches: list[list[Manifest] | Exception] = []
+        self.watch_calls: list[tuple[str, int]] = []
 
     def _maybe_fail(self) -> None:
         if self.fail_with is not None:
@@ -190,6 +194,15 @@ class FakeApi:
         self._maybe_fail()
         self.deleted.append(name)
         return self.labs.pop(name, None) is not None
+
+    def watch_lab(self, name: str, timeout_seconds: int) -> Iterator[Manifest]:
+        self._maybe_fail()
+        self.watch_calls.append((name, timeout_seconds))
+        stream = self.watches.pop(0) if self.watches else []
+        if isinstance(stream, Exception):
+            raise stream
+        for lab in stream:
+            yield copy.deepcopy(lab)
 
     def create_service_account_token(
         self, namespace: str, service_account: str, expiration_seconds: int
@@ -238,7 +251,8 @@ class Harness:
             now=lambda: NOW,
             monotonic=lambda: self.clock,
             sleep=self._sleep,
-            env={"USER": "alice"},
+            # No kubeconfig: a command without a lab name finds no lab in one.
+            env={"USER": "alice", "HOME": "/nonexistent-home"},
         )
 
     def _connect(self, kubeconfig: str | None, context: str | None) -> FakeApi:
@@ -639,6 +653,10 @@ def test_build_kubeconfig_is_loadable_by_a_kubernetes_client() -> None:
                     "cluster": "roadlab-alice-smoke",
                     "user": "roadlab-alice-smoke-learner",
                     "namespace": "lab-alice-smoke",
+                    # The lab's name, so that `kubectl lab status` needs none.
+                    "extensions": [
+                        {"name": "roadlab.dev/lab", "extension": {"lab": "alice-smoke"}}
+                    ],
                 },
             }
         ],
@@ -1140,7 +1158,6 @@ def test_a_broken_kubeconfig_is_reported_clearly() -> None:
     [
         [],
         ["bogus"],
-        ["status"],
         ["start", "smoke", "--timeout", "0"],
         ["start", "smoke", "--timeout", "soon"],
         ["start", "smoke", "--ttl", "0"],

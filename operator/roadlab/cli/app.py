@@ -6,12 +6,17 @@ shell completion is in roadlab.cli.completion.
 
 The package has three layers:
 - pure functions: `parameters` (names, `--param`, the Lab manifest), `output` (tables, times,
-  task marks, `-o` documents), `waiting` (wait decisions, exit codes), tested without a
-  cluster; `common` holds what they all share;
-- verbs (`verbs_catalog`, `verbs_labs`, `verbs_tasks`), which take a `session.App` (streams,
-  clock, catalog, a lazily connected `LabApi`) and return an exit code;
+  task marks, `-o` documents), `waiting` (wait decisions, exit codes), `board` (the task
+  board of `watch`), tested without a cluster; `common` holds what they all share.
+  `kubeconfig_lab` (the lab a learner's kubeconfig is for, so that the learner's verbs need
+  no lab name) and `guide` (a lab's README with the learner's values, for the terminal)
+  add one file read, or the rendering, to pure parts;
+- verbs (`verbs_catalog`, `verbs_labs`, `verbs_tasks`, `verbs_learner`), which take a
+  `session.App` (streams, clock, catalog, a lazily connected `LabApi`) and return an exit
+  code;
 - this module: the parser, and `main`, which turns API and connection errors into one line
-  on stderr and an exit code.
+  on stderr and an exit code (a refusal of a learner's credentials says which lab they
+  reach).
 
 Only roadlab.kube talks to the API server; the verbs call the few `LabClient` methods listed
 in `common.LabApi`.
@@ -41,10 +46,13 @@ from roadlab.api.lab import DEFAULT_TTL
 from roadlab.catalog.location import default_catalog_dir
 from roadlab.cli.common import (
     CONTEXT_METAVAR,
+    DEFAULT_EXTEND_WAIT_SECONDS,
     DEFAULT_TOKEN_DURATION,
     DEFAULT_WAIT_SECONDS,
     DOCUMENT_OUTPUTS,
+    DURATION_METAVAR,
     EXIT_FAILURE,
+    EXIT_INTERRUPTED,
     EXIT_USAGE,
     FILE_METAVAR,
     LAB_ID_METAVAR,
@@ -57,10 +65,12 @@ from roadlab.cli.common import (
     api_error_message,
     connection_error_message,
 )
-from roadlab.cli.output import package_version
+from roadlab.cli.kubeconfig_lab import find_kubeconfig_lab, refusal_message
+from roadlab.cli.output import package_version, short_duration
 from roadlab.cli.session import App
 from roadlab.cli.verbs_catalog import cmd_catalog, cmd_completion, cmd_version
 from roadlab.cli.verbs_labs import cmd_delete, cmd_kubeconfig, cmd_list, cmd_start, cmd_status
+from roadlab.cli.verbs_learner import cmd_extend, cmd_guide, cmd_watch
 from roadlab.cli.verbs_tasks import cmd_check, cmd_hint
 from roadlab.kube.lab_client import LabClient
 
@@ -127,14 +137,36 @@ def _subparser(common: argparse.ArgumentParser) -> type[argparse.ArgumentParser]
     return Subcommand
 
 
-def _wait_options(parser: argparse.ArgumentParser, what: str) -> None:
-    parser.add_argument("--wait", action="store_true", help=f"wait {what}")
+def _wait_options(
+    parser: argparse.ArgumentParser,
+    what: str,
+    *,
+    by_default: bool = False,
+    timeout: int = DEFAULT_WAIT_SECONDS,
+) -> None:
+    if by_default:
+        parser.add_argument(
+            "--wait",
+            action=argparse.BooleanOptionalAction,
+            default=True,
+            help=f"wait {what} (default; --no-wait to only ask)",
+        )
+    else:
+        parser.add_argument("--wait", action="store_true", help=f"wait {what}")
     parser.add_argument(
         "--timeout",
         type=wait_seconds,
-        default=DEFAULT_WAIT_SECONDS,
-        help="how long to wait, e.g. 90s, 5m, 1h (default 5m)",
+        default=timeout,
+        help=f"how long to wait, e.g. 90s, 5m, 1h (default {short_duration(timeout)})",
     )
+
+
+# The lab argument of the verbs a learner uses: optional with a learner's kubeconfig.
+LAB_FROM_KUBECONFIG = "the lab (default: the one your kubeconfig's context names)"
+
+
+def _lab_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", nargs="?", metavar=LAB_METAVAR, help=LAB_FROM_KUBECONFIG)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="kubectl lab",
         description="Start, follow and check Roadlab labs.",
         epilog="durations: 90s, 5m, 1h30m, 2h, 7d (or seconds); "
-        "exit codes: 0 ok, 1 failure, 2 usage error, 3 not found, 4 timeout",
+        "exit codes: 0 ok, 1 failure, 2 usage error, 3 not found, 4 timeout, 130 interrupted",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     _global_options(parser, defaults=True)
@@ -185,15 +217,44 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--learner", help="only this learner's labs")
 
     status = command("status", cmd_status, "a lab's state and tasks", LAB_OUTPUTS)
-    status.add_argument("name", metavar=LAB_METAVAR)
+    _lab_argument(status)
 
     check = command("check", cmd_check, "ask for a check of the lab's tasks", LAB_OUTPUTS)
-    check.add_argument("name", metavar=LAB_METAVAR)
+    _lab_argument(check)
     _wait_options(check, "for the results")
 
     hint = command("hint", cmd_hint, "the hint of one task", ("text",))
-    hint.add_argument("name", metavar=LAB_METAVAR)
-    hint.add_argument("task", metavar=TASK_METAVAR, help="task id")
+    # `hint TASK` or `hint LAB TASK`: two optional positionals, told apart by their count.
+    hint.usage = "%(prog)s [-h] [options] [LAB] TASK"
+    _lab_argument(hint)
+    hint.add_argument("task", nargs="?", metavar=TASK_METAVAR, help="task id")
+
+    guide = command("guide", cmd_guide, "the lab's guide, with your values filled in", ("text",))
+    _lab_argument(guide)
+    guide.add_argument(
+        "--raw",
+        action="store_true",
+        help="print the filled-in Markdown, also on a terminal (a pipe or a file always gets it)",
+    )
+
+    watch = command(
+        "watch",
+        cmd_watch,
+        "a live board of the lab's tasks, until it is completed (exit 0) or expired",
+        ("text",),
+    )
+    _lab_argument(watch)
+
+    extend = command("extend", cmd_extend, "ask for more time before the lab expires", LAB_OUTPUTS)
+    # `extend DURATION` or `extend LAB DURATION`, as for hint.
+    extend.usage = "%(prog)s [-h] [options] [LAB] DURATION"
+    _lab_argument(extend)
+    extend.add_argument(
+        "duration", nargs="?", metavar=DURATION_METAVAR, help="how much more, e.g. 30m, 1h"
+    )
+    _wait_options(
+        extend, "for the operator's answer", by_default=True, timeout=DEFAULT_EXTEND_WAIT_SECONDS
+    )
 
     kubeconfig = command(
         "kubeconfig", cmd_kubeconfig, "a kubeconfig for the lab's learner", DOCUMENT_OUTPUTS
@@ -239,14 +300,23 @@ def run(app: App, argv: Sequence[str]) -> int:
         message, code = error.message, error.code
     except ApiException as error:
         message, code = api_error_message(error.status, error.body, getattr(args, "name", None))
+        if error.status == 403:
+            message = learner_refusal(app, args) or message
     except ConfigException as error:
         message, code = f"kubeconfig: {error}", EXIT_FAILURE
     except (urllib3.exceptions.HTTPError, ConnectionError) as error:
         message, code = connection_error_message(error, app.server), EXIT_FAILURE
     except KeyboardInterrupt:
-        message, code = "interrupted", 130
+        message, code = "interrupted", EXIT_INTERRUPTED
     app.note(f"error: {message}")
     return code
+
+
+def learner_refusal(app: App, args: argparse.Namespace) -> str | None:
+    """For a 403 with a learner's kubeconfig: which lab these credentials do reach."""
+    reachable = find_kubeconfig_lab(app.kubeconfig, app.context, app.env).lab
+    target = getattr(args, "name", None) if args.command != "start" else None
+    return refusal_message(args.command, target, reachable)
 
 
 def connect_lab_api(kubeconfig: str | None, context: str | None) -> LabApi:

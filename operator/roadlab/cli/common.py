@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 from roadlab.api import conditions as cond
@@ -17,12 +18,14 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_NOT_FOUND = 3
 EXIT_TIMEOUT = 4
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
 
 # Ready reasons the operator does not retry: waiting longer cannot help.
 PERMANENT_REASONS = cond.PERMANENT_REASONS
 # The wait ends with this reason when the Lab is gone (no condition says so).
 REASON_DELETED = "Deleted"
 DEFAULT_WAIT_SECONDS = 300
+DEFAULT_EXTEND_WAIT_SECONDS = 60  # the operator answers an extension in about a second
 POLL_SECONDS = 1.0
 SPINNER_SECONDS = 0.25
 DEFAULT_TOKEN_DURATION = "2h"
@@ -42,6 +45,7 @@ LAB_ID_METAVAR = "LAB_ID"  # a catalog lab
 TASK_METAVAR = "TASK"  # a task of the Lab given before it
 FILE_METAVAR = "FILE"
 CONTEXT_METAVAR = "CONTEXT"  # a kubeconfig context
+DURATION_METAVAR = "DURATION"  # nothing to complete
 
 MARKS_UNICODE = {"Passed": "✓", "Failed": "✗", "Error": "!", "Pending": "·"}
 MARKS_ASCII = {"Passed": "+", "Failed": "x", "Error": "!", "Pending": "."}
@@ -70,6 +74,8 @@ class LabApi(Protocol):
     def patch_lab(self, name: str, patch: Manifest) -> Manifest: ...
 
     def delete_lab(self, name: str) -> bool: ...
+
+    def watch_lab(self, name: str, timeout_seconds: int) -> Iterator[Manifest]: ...
 
     def create_service_account_token(
         self, namespace: str, service_account: str, expiration_seconds: int

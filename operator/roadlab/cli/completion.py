@@ -11,7 +11,9 @@ Two ways in:
 Either way argcomplete walks the parser (commands, flags, -o choices) and asks
 `candidates` for the arguments it cannot know: Labs in the cluster, catalog labs, tasks
 and kubeconfig contexts. The cluster is asked with a short deadline; a failure or a slow
-server completes nothing rather than hang the shell or print errors into it.
+server completes nothing rather than hang the shell or print errors into it. With a
+learner's kubeconfig, which may not list Labs, the Lab its context names stands in for
+the list, and `hint <TAB>` also offers that Lab's tasks (`hint TASK` needs no lab name).
 """
 
 from __future__ import annotations
@@ -30,12 +32,13 @@ from argcomplete.completers import BaseCompleter, FilesCompleter
 from argcomplete.finders import CompletionFinder
 from argcomplete.shell_integration import shellcode
 from kubernetes import config as kube_config
+from kubernetes.client.exceptions import ApiException
 
 from roadlab.catalog.loader import CatalogError
 from roadlab.catalog.location import default_catalog_dir
 from roadlab.catalog.schema import LabDefinition
 from roadlab.cli import app as cli
-from roadlab.cli import common, output, session
+from roadlab.cli import common, kubeconfig_lab, output, session
 
 PROGRAM = "kubectl-lab"
 SHELLS = ("bash", "zsh")
@@ -49,6 +52,10 @@ Manifest = dict[str, Any]
 T = TypeVar("T")
 
 
+def _no_lab(parsed_args: argparse.Namespace) -> str | None:
+    return None
+
+
 @dataclass(frozen=True)
 class CompletionSources:
     """Where the candidates come from; each is called only when its kind is completed."""
@@ -56,6 +63,8 @@ class CompletionSources:
     labs: Callable[[argparse.Namespace], Sequence[Manifest]]  # args so far (--context, ...)
     catalog: Callable[[], Mapping[str, LabDefinition]]
     contexts: Callable[[argparse.Namespace], Sequence[str]]
+    # The Lab the kubeconfig's context names (a learner's), if any.
+    kubeconfig_lab: Callable[[argparse.Namespace], str | None] = _no_lab
 
 
 def _lab_description(lab: Mapping[str, Any]) -> str:
@@ -76,6 +85,15 @@ def task_candidates(
     return {task.id: task.title for task in definition.tasks} if definition else {}
 
 
+def _tasks_of(
+    name: str | None, parsed_args: argparse.Namespace, sources: CompletionSources
+) -> dict[str, str]:
+    if name is None:
+        return {}
+    lab = next((x for x in sources.labs(parsed_args) if output.lab_name(x) == name), None)
+    return task_candidates(lab, sources.catalog() if lab is not None else {})
+
+
 def candidates(
     metavar: str | None, prefix: str, parsed_args: argparse.Namespace, sources: CompletionSources
 ) -> dict[str, str]:
@@ -83,12 +101,12 @@ def candidates(
     found: dict[str, str] = {}
     if metavar == common.LAB_METAVAR:
         found = {output.lab_name(lab): _lab_description(lab) for lab in sources.labs(parsed_args)}
+        if getattr(parsed_args, "command", None) == "hint":  # `hint TASK`: the kubeconfig's lab
+            found |= _tasks_of(sources.kubeconfig_lab(parsed_args), parsed_args, sources)
     elif metavar == common.LAB_ID_METAVAR:
         found = {lab_id: definition.title for lab_id, definition in sources.catalog().items()}
     elif metavar == common.TASK_METAVAR:
-        name = getattr(parsed_args, "name", None)
-        lab = next((x for x in sources.labs(parsed_args) if output.lab_name(x) == name), None)
-        found = task_candidates(lab, sources.catalog() if lab is not None else {})
+        found = _tasks_of(getattr(parsed_args, "name", None), parsed_args, sources)
     elif metavar == common.CONTEXT_METAVAR:
         found = dict.fromkeys(sources.contexts(parsed_args), "")
     return {key: found[key] for key in sorted(found) if key and key.startswith(prefix)}
@@ -199,14 +217,28 @@ def app_sources(app: session.App, deadline: float = CLUSTER_DEADLINE_SECONDS) ->
     """Sources over the CLI's App: Labs through its LabApi, the catalog it would use."""
     labs_by_target: dict[tuple[str | None, str | None], Sequence[Manifest]] = {}
 
-    def listed_labs() -> list[Manifest]:
-        return app.api.list_labs()  # connecting (reading the kubeconfig) is inside the deadline
+    def own_lab(parsed_args: argparse.Namespace) -> str | None:
+        return kubeconfig_lab.find_kubeconfig_lab(
+            getattr(parsed_args, "kubeconfig", None),
+            getattr(parsed_args, "context", None),
+            app.env,
+        ).lab
+
+    def listed_labs(parsed_args: argparse.Namespace) -> list[Manifest]:
+        try:
+            return app.api.list_labs()  # connecting (reading the kubeconfig) is in the deadline
+        except ApiException as error:
+            own = own_lab(parsed_args)
+            if error.status != 403 or own is None:
+                raise
+            lab = app.api.get_lab(own)  # a learner may not list Labs, but may get theirs
+            return [lab] if lab is not None else []
 
     def labs(parsed_args: argparse.Namespace) -> Sequence[Manifest]:
         target = (getattr(parsed_args, "kubeconfig", None), getattr(parsed_args, "context", None))
         if target not in labs_by_target:  # one request, however many arguments ask
             app.kubeconfig, app.context = target
-            labs_by_target[target] = within_deadline(deadline, listed_labs, [])
+            labs_by_target[target] = within_deadline(deadline, lambda: listed_labs(parsed_args), [])
         return labs_by_target[target]
 
     def catalog() -> Mapping[str, LabDefinition]:
@@ -224,7 +256,7 @@ def app_sources(app: session.App, deadline: float = CLUSTER_DEADLINE_SECONDS) ->
 
         return within_deadline(deadline, listed, [])
 
-    return CompletionSources(labs=labs, catalog=catalog, contexts=contexts)
+    return CompletionSources(labs=labs, catalog=catalog, contexts=contexts, kubeconfig_lab=own_lab)
 
 
 def _quiet_app() -> session.App:

@@ -177,6 +177,22 @@ def last_check_summary(lab: Mapping[str, Any], now: datetime) -> str:
     )
 
 
+def extension_summary(lab: Mapping[str, Any]) -> str | None:
+    """ "30m in 1 extension; last request 30m: Accepted (extended by 30m; ...)", or None
+    for a lab that was never extended or asked to be."""
+    status = lab_status(lab)
+    used, last = status.get("extensionsUsed"), status.get("lastExtension") or {}
+    if not used and not last:
+        return None
+    count = int(used or 0)
+    text = f"{status.get('extendedBy') or '0s'} in {count} extension{'s' if count != 1 else ''}"
+    if last:
+        text += f"; last request {last.get('requested', NO_VALUE)}: {last.get('state', NO_VALUE)}"
+        if last.get("message"):
+            text += f" ({last['message']})"
+    return text
+
+
 def format_status(lab: Mapping[str, Any], now: datetime, unicode: bool) -> str:
     """The `status` report: a header, then one line per task (details under unfinished ones)."""
     status, spec = lab_status(lab), lab_spec(lab)
@@ -197,6 +213,9 @@ def format_status(lab: Mapping[str, Any], now: datetime, unicode: bool) -> str:
         ("Expires", expires),
         ("Last check", last_check_summary(lab, now)),
     ]
+    extended = extension_summary(lab)
+    if extended is not None:
+        header.insert(-1, ("Extended", extended))
     width = max(len(key) for key, _ in header) + 2
     lines = [f"{key + ':':<{width}}{value}" for key, value in header]
     tasks = status.get("tasks") or []

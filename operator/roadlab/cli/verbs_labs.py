@@ -25,6 +25,7 @@ from roadlab.cli.common import (
     CliError,
     Manifest,
 )
+from roadlab.cli.kubeconfig_lab import context_extension, lab_argument
 from roadlab.cli.output import (
     clean_lab,
     condition_is_true,
@@ -56,17 +57,22 @@ def token_lifetime(duration: timedelta, expires_at: str | None, now: datetime) -
 
 
 def build_kubeconfig(name: str, namespace: str, cluster: Mapping[str, Any], token: str) -> Manifest:
-    """A kubeconfig for the lab's learner ServiceAccount, defaulting to the lab namespace."""
+    """A kubeconfig for the lab's learner ServiceAccount, defaulting to the lab namespace;
+    its context names the lab (an extension), so that `kubectl lab status` needs no name."""
     entry = f"roadlab-{name}"
     user = f"{entry}-{naming.LEARNER_SERVICE_ACCOUNT}"
+    context = {
+        "cluster": entry,
+        "user": user,
+        "namespace": namespace,
+        "extensions": [context_extension(name)],
+    }
     return {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": entry, "cluster": dict(cluster)}],
         "users": [{"name": user, "user": {"token": token}}],
-        "contexts": [
-            {"name": entry, "context": {"cluster": entry, "user": user, "namespace": namespace}}
-        ],
+        "contexts": [{"name": entry, "context": context}],
         "current-context": entry,
         "preferences": {},
     }
@@ -150,7 +156,7 @@ def cmd_list(app: App, args: argparse.Namespace) -> int:
 
 
 def cmd_status(app: App, args: argparse.Namespace) -> int:
-    show_status(app, app.get_lab(args.name))
+    show_status(app, app.get_lab(lab_argument(app, args)))
     return EXIT_OK
 
 

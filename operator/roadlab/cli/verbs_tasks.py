@@ -1,18 +1,26 @@
-"""Verbs on a Lab's tasks: check, hint."""
+"""Verbs on a Lab's tasks: check, hint (the lab name is optional with a learner's kubeconfig)."""
 
 from __future__ import annotations
 
 import argparse
 
 from roadlab.api import conditions as cond
-from roadlab.cli.common import EXIT_NOT_FOUND, EXIT_OK, PERMANENT_REASONS, REASON_DELETED, CliError
+from roadlab.cli.common import (
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    EXIT_USAGE,
+    PERMANENT_REASONS,
+    REASON_DELETED,
+    CliError,
+)
+from roadlab.cli.kubeconfig_lab import lab_argument, positional_pair
 from roadlab.cli.output import lab_spec, lab_status
 from roadlab.cli.session import App, optional_catalog, show_status, wait_for
 from roadlab.cli.waiting import check_patch, check_wait_step, new_check_token, permanent_failure
 
 
 def cmd_check(app: App, args: argparse.Namespace) -> int:
-    lab = app.get_lab(args.name)
+    lab = app.get_lab(lab_argument(app, args))
     failure = permanent_failure(lab)
     if failure is not None:
         raise CliError(f"lab {args.name} cannot be checked: {failure.reason}: {failure.message}")
@@ -38,7 +46,10 @@ def cmd_check(app: App, args: argparse.Namespace) -> int:
 
 
 def cmd_hint(app: App, args: argparse.Namespace) -> int:
-    lab = app.get_lab(args.name)
+    args.name, args.task = positional_pair(args.name, args.task)
+    if args.task is None:
+        raise CliError("hint: give a task id: kubectl lab hint [LAB] TASK", EXIT_USAGE)
+    lab = app.get_lab(lab_argument(app, args))
     task = next((t for t in lab_status(lab).get("tasks") or [] if t.get("id") == args.task), None)
     hint = str((task or {}).get("hint") or "")
     known = task is not None

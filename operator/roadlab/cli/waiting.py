@@ -1,15 +1,16 @@
-"""Check requests and waiting: when a wait is over, with which exit code, and the progress
-line shown meanwhile. Pure."""
+"""Check and extension requests and waiting: when a wait is over, with which exit code, and
+the progress line shown meanwhile. Pure."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from roadlab.api import conditions as cond
 from roadlab.api import naming
+from roadlab.api.extensions import format_request, parse_request
 from roadlab.cli.common import (
     EXIT_FAILURE,
     EXIT_NOT_FOUND,
@@ -32,6 +33,20 @@ def new_check_token(now: datetime) -> str:
 
 def check_patch(token: str) -> Manifest:
     return {"metadata": {"annotations": {naming.ANNOTATION_CHECK_REQUESTED: token}}}
+
+
+def new_extension_token(now: datetime) -> str:
+    """A fresh extend-requested token: milliseconds since the epoch (the request's token
+    may not contain the ':' of a check token)."""
+    return str(int(now.timestamp() * 1000))
+
+
+def extension_patch(token: str, amount: timedelta) -> Manifest:
+    return {
+        "metadata": {
+            "annotations": {naming.ANNOTATION_EXTEND_REQUESTED: format_request(token, amount)}
+        }
+    }
 
 
 def all_tasks_passed(lab: Mapping[str, Any]) -> bool:
@@ -74,14 +89,14 @@ def permanent_failure(lab: Mapping[str, Any]) -> WaitStep | None:
     return None
 
 
-def _gone() -> WaitStep:
+def gone() -> WaitStep:
     return WaitStep(True, EXIT_NOT_FOUND, REASON_DELETED, "the lab was deleted")
 
 
 def start_wait_step(lab: Mapping[str, Any] | None) -> WaitStep:
     """Ready=True ends the wait with 0, a permanent failure with 1; all else keeps waiting."""
     if lab is None:
-        return _gone()
+        return gone()
     ready = condition(lab, cond.READY)
     if (
         ready is not None
@@ -104,7 +119,7 @@ def start_wait_step(lab: Mapping[str, Any] | None) -> WaitStep:
 def check_wait_step(lab: Mapping[str, Any] | None, token: str) -> WaitStep:
     """Done once status.lastCheck carries our token (or a newer request's) and a finishedAt."""
     if lab is None:
-        return _gone()
+        return gone()
     last = lab_status(lab).get("lastCheck") or {}
     annotations = (lab.get("metadata") or {}).get("annotations") or {}
     newer = annotations.get(naming.ANNOTATION_CHECK_REQUESTED)  # someone asked again since
@@ -121,6 +136,36 @@ def check_wait_step(lab: Mapping[str, Any] | None, token: str) -> WaitStep:
         ready = condition(lab, cond.READY) or {}
         message += f" (lab not ready: {ready.get('reason', 'Pending')})"
     return WaitStep(False, reason="Requested", message=message)
+
+
+def _requested_extension_token(lab: Mapping[str, Any]) -> str | None:
+    annotations = (lab.get("metadata") or {}).get("annotations") or {}
+    value = annotations.get(naming.ANNOTATION_EXTEND_REQUESTED)
+    try:
+        return parse_request(value).token if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def extension_wait_step(lab: Mapping[str, Any] | None, token: str) -> WaitStep:
+    """Done once status.lastExtension answers our token: 0 when Accepted, 1 when Refused,
+    and 1 when a newer request replaced ours before the operator saw it."""
+    if lab is None:
+        return gone()
+    last = lab_status(lab).get("lastExtension") or {}
+    state, message = str(last.get("state") or ""), str(last.get("message") or "")
+    if last.get("token") == token and state:
+        return WaitStep(True, EXIT_OK if state == "Accepted" else EXIT_FAILURE, state, message)
+    newer = _requested_extension_token(lab)
+    if newer is not None and newer != token and last.get("token") == newer:
+        return WaitStep(
+            True, EXIT_FAILURE, "Superseded", "a newer extension request replaced this one"
+        )
+    failure = permanent_failure(lab)
+    # Only expiry ends it: the operator answers extension requests of labs that failed.
+    if failure is not None and failure.reason == cond.REASON_EXPIRED:
+        return failure
+    return WaitStep(False, reason="Requested", message="waiting for the operator to answer")
 
 
 def delete_wait_step(lab: Mapping[str, Any] | None) -> WaitStep:

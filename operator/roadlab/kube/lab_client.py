@@ -4,9 +4,10 @@ trips), learner tokens, and the caller's cluster coordinates, for `kubectl lab`.
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 from typing import Any, cast
 
-from kubernetes import client, config
+from kubernetes import client, config, watch
 
 from roadlab.api import naming
 from roadlab.kube.client import Manifest, unless_not_found, went_through
@@ -55,6 +56,35 @@ class LabClient:
             naming.GROUP, naming.VERSION, naming.PLURAL, _request_timeout=self.CLI_REQUEST_TIMEOUT
         )
         return cast(list[Manifest], listing.get("items") or [])
+
+    def watch_lab(self, name: str, timeout_seconds: int) -> Iterator[Manifest]:
+        """The Lab now and at every change, for up to timeout_seconds (the server ends the
+        watch then); the iterator also ends when the Lab is deleted.
+
+        A watch of the collection narrowed to one name by a field selector: RBAC lets a
+        learner whose Role names only their Lab (resourceNames) watch it this way. Errors
+        (403, a broken stream) are ApiException and urllib3 errors, as for any call.
+        """
+        watcher = watch.Watch()  # type: ignore[no-untyped-call]
+        stream = watcher.stream(  # type: ignore[no-untyped-call]
+            self._labs().list_cluster_custom_object,
+            naming.GROUP,
+            naming.VERSION,
+            naming.PLURAL,
+            field_selector=f"metadata.name={name}",
+            timeout_seconds=timeout_seconds,
+            # The read timeout must outlast the server's own end of the watch.
+            _request_timeout=(self.CLI_REQUEST_TIMEOUT[0], timeout_seconds + 30),
+        )
+        try:
+            for event in stream:
+                kind, lab = event.get("type"), event.get("raw_object")
+                if kind == "DELETED":
+                    return
+                if kind in ("ADDED", "MODIFIED") and isinstance(lab, dict):
+                    yield cast(Manifest, lab)
+        finally:
+            stream.close()  # closes the response at once, not when garbage-collected
 
     def create_lab(self, manifest: Manifest) -> Manifest:
         """Create a Lab (ApiException 409 when the name is taken)."""
