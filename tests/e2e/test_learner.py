@@ -155,7 +155,7 @@ def test_every_other_write_is_refused(learner: tuple[Learner, str], labs_module:
                '{"spec":{"extensions":{"maxExtensions":10}}}')  # fmt: skip
     me.refused("label", lab, "roadlab.dev/lab=other")
     me.refused("annotate", lab, "note=mine")
-    me.refused("annotate", lab, "roadlab.dev/extend-requested=not a request")
+    me.refused("annotate", "--overwrite", lab, "roadlab.dev/extend-requested=not a request")
     me.refused("patch", lab, "--subresource=status", "--type=merge", "-p",
                '{"status":{"progress":"2/2"}}')  # fmt: skip
     me.refused("patch", lab, "--type=merge", "-p", '{"metadata":{"finalizers":["x"]}}')
