@@ -86,8 +86,30 @@ specs = st.fixed_dictionaries(
 )  # fmt: skip
 
 
+def is_the_learners_lab_grant(api: client.ApiClient, kind: str, name: str, lab: str) -> bool:
+    """The one cluster-scoped grant a Lab makes: its learner's get/watch/patch on that Lab
+    alone (roadlab-learner-<lab>), exactly as the operator builds it, whatever the spec."""
+    if name != f"roadlab-learner-{lab}":
+        return False
+    rbac = client.RbacAuthorizationV1Api(api)
+    if kind == "ClusterRole":
+        rules = rbac.read_cluster_role(name).rules or []
+        return [(r.api_groups, r.resources, r.resource_names, r.verbs) for r in rules] == [
+            (["roadlab.dev"], ["labs"], [lab], ["get", "watch", "patch"])
+        ]
+    binding = rbac.read_cluster_role_binding(name)
+    subjects = {(s.kind, s.name, s.namespace) for s in binding.subjects or []}
+    return (
+        binding.role_ref.name == name
+        and ("ServiceAccount", "learner", f"lab-{lab}") in (subjects)
+        and all(s[0] in ("ServiceAccount", "User") for s in subjects)
+        and len(subjects) == 2
+    )
+
+
 def escaped(api: client.ApiClient, name: str) -> list[str]:
-    """Objects labelled for this Lab outside its namespace (check Jobs and pods excepted)."""
+    """Objects labelled for this Lab outside its namespace (check Jobs and pods, and the
+    learner's grant on their own Lab, excepted)."""
     found = []
     for kind, meta in census(api, f"{LAB_LABEL}={name}"):
         where = meta.get("namespace")
@@ -96,6 +118,10 @@ def escaped(api: client.ApiClient, name: str) -> list[str]:
         if where == f"lab-{name}":
             continue
         if where == OPERATOR_NAMESPACE and kind in {"Job", "Pod"}:
+            continue
+        if kind in {"ClusterRole", "ClusterRoleBinding"} and is_the_learners_lab_grant(
+            api, kind, meta["name"], name
+        ):
             continue
         found.append(f"{kind} {where}/{meta['name']}")
     return found

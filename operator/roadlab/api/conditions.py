@@ -22,7 +22,9 @@ PROVISIONED = "Provisioned"
 COMPLETED = "Completed"
 EXPIRED = "Expired"
 
-_ORDER = {READY: 0, PROVISIONED: 1, COMPLETED: 2, EXPIRED: 3}
+# Every condition type, in the order the status lists them (Ready first, as kubectl shows).
+CONDITION_TYPES = (READY, PROVISIONED, COMPLETED, EXPIRED)
+_ORDER = {type_: index for index, type_ in enumerate(CONDITION_TYPES)}
 
 # Reasons (CamelCase, machine-readable; the message carries the detail).
 REASON_READY = "Ready"
