@@ -48,6 +48,10 @@ cold-check: ## Both README commands from a fresh clone with empty caches; prints
 lock: ## Pin the operator image's Python packages (operator/constraints.txt) after a dependency change
 	scripts/lock.sh
 
+.PHONY: portal-assets
+portal-assets: ## Vendor the learner portal's xterm.js (pinned, from npm) into portal/static/vendor/
+	scripts/vendor-portal-assets.sh
+
 .PHONY: catalog
 catalog: ## List the catalog labs (title, difficulty, duration, prerequisites)
 	@$(PYTHON) -m roadlab.cli catalog

@@ -10,6 +10,7 @@ WEB_IMAGE=localhost/roadlab/web:0.1.0
 OPERATOR_IMAGE=localhost/roadlab/operator:0.1.0
 TRITON_IMAGE=localhost/roadlab/triton:0.1.0
 MLFLOW_IMAGE=localhost/roadlab/mlflow:0.1.0
+TOOLBOX_IMAGE=localhost/roadlab/toolbox:0.1.0
 
 # go_binary_context SRC_DIR BINARY: a build context with the static binary beside the Dockerfile.
 go_binary_context() {
@@ -53,6 +54,23 @@ load() { # load NAME CONTEXT [DOCKERFILE (relative to CONTEXT) [BUILD ARGS...]]
   esac
 }
 
+# toolbox_context: images/toolbox with the kubectl and helm this machine built (cluster/
+# build.sh) or has on PATH (kind), since no binary may be downloaded.
+toolbox_context() {
+  local ctx tool
+  ctx=$(dir_context "$REPO_DIR/images/toolbox")
+  for tool in kubectl helm; do
+    local path=$CACHE_DIR/bin/$tool
+    [[ -x $path ]] || path=$(command -v "$tool") || die "the toolbox image needs $tool: run cluster/build.sh"
+    cp -L "$path" "$ctx/$tool"
+  done
+  echo "$ctx"
+}
+
+# vendor_portal_assets: the portal's pinned xterm.js from npm, into the operator's sources
+# (not committed), so the image serves the terminal.
+vendor_portal_assets() { "$REPO_DIR/scripts/vendor-portal-assets.sh" >&2; }
+
 # dir_context DIR: a copy of an image directory (build contexts must not be the repo itself).
 dir_context() {
   local ctx
@@ -73,11 +91,13 @@ main() {
     # The base is part of the build's inputs: its id, recorded as a label, keys the cache.
     args+=(--label "org.opencontainers.image.base.name=$DEBIAN_BASE_IMAGE"
       --label "org.opencontainers.image.base.digest=$(buildah_ inspect --type image --format '{{.FromImageDigest}}' "$DEBIAN_BASE_IMAGE")")
+    vendor_portal_assets  # the portal's xterm.js, into the image
     ctx=$(operator_context)
     load "$OPERATOR_IMAGE" "$ctx" operator/Dockerfile "${args[@]}"
     rm -rf "$ctx"
   else
     # Docker pulls the real debian:bookworm-slim and reads the repo root's .dockerignore.
+    vendor_portal_assets
     load "$OPERATOR_IMAGE" "$REPO_DIR" operator/Dockerfile "${args[@]}"
   fi
   # The lab images: Triton (from the nvidia-pytriton wheel) and MLflow, on the same base.
@@ -88,6 +108,9 @@ main() {
     load "$image" "$ctx" Dockerfile "${args[@]}"
     rm -rf "$ctx"
   done
+  ctx=$(toolbox_context)
+  IMAGE_BUILD_EXPECTED="1-3 min" load "$TOOLBOX_IMAGE" "$ctx" Dockerfile "${args[@]}"
+  rm -rf "$ctx"
   log "project images built and loaded ($TARGET)"
 }
 

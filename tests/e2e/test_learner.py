@@ -123,7 +123,7 @@ def test_the_whole_loop_as_the_learner(learner: tuple[Learner, str], labs_module
     completed = labs_module.condition(me.lab, "Completed")
     assert completed and completed["status"] == "True"
     print(f"fix -> Passed without asking: {to_passed:.2f} s")
-    assert (labs_module.get(me.lab)["status"]["lastCheck"]["token"]).startswith("auto-")
+    assert labs_module.get(me.lab)["status"]["lastRecheck"]["token"].startswith("auto-")
 
     before = labs_module.get(me.lab)["status"]["expiresAt"]
     extend = me.lab_cli("extend", "30m")

@@ -85,6 +85,8 @@ def test_the_commands(catalog: dict[str, LabDefinition]) -> None:
         "watch",
         "extend",
         "kubeconfig",
+        "url",
+        "open",
         "delete",
         "version",
         "completion",

@@ -109,7 +109,7 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[StatusApi]:
 def reconcile_with(monkeypatch: pytest.MonkeyPatch, outcome: reconciler.Outcome | Exception) -> str:
     """Run one reconcile whose reconciler returns (or raises) `outcome`; what it raised."""
 
-    def reconcile_lab(*_: Any) -> reconciler.Outcome:
+    def reconcile_lab(*_: Any, **__: Any) -> reconciler.Outcome:
         if isinstance(outcome, Exception):
             raise outcome
         return outcome

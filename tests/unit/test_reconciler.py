@@ -14,8 +14,8 @@ from kube_fake import FakeKubeApi
 
 from roadlab.api import checker_wire, conditions
 from roadlab.catalog.schema import LabDefinition
-from roadlab.controller import check_runs, checks, reconciler, warm
-from roadlab.controller.settings import CheckSettings
+from roadlab.controller import check_runs, checks, reconciler, warm, workspace
+from roadlab.controller.settings import CheckSettings, PortalSettings
 from roadlab.kube.operator_api import OperatorApi
 
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
@@ -50,7 +50,7 @@ def test_a_new_lab_is_provisioned_with_its_guardrails_and_the_learners_lab_role(
 ) -> None:
     api = FakeKubeApi()
     lab = provisioned(api, catalog)
-    assert conditions.is_true(reconciler._conditions(lab), conditions.PROVISIONED)
+    assert conditions.is_true(reconciler.conditions_of(lab), conditions.PROVISIONED)
     kinds = [key[1] for key in api.applied]
     assert kinds[0] == "Namespace"
     assert ("rbac.authorization.k8s.io/v1", "ClusterRole", None, "roadlab-learner-alice") in (
@@ -175,3 +175,41 @@ def test_a_drifted_guardrail_is_applied_again_and_only_it(
     restored = reconciler.restore_guardrail(api, catalog, lab, observed, NOW, "roadlab-system")
     assert restored == (drift == "quota")
     assert api.applied == ([quota_key] if drift == "quota" else [])
+
+
+def test_the_portal_gets_an_access_token_and_a_workspace_once(
+    catalog: dict[str, LabDefinition],
+) -> None:
+    api = FakeKubeApi()
+    lab = new_lab()
+    api.add(lab)
+    portal = PortalSettings(access_tokens=True, workspace_image="toolbox:1")
+    outcome = reconciler.reconcile_lab(api, catalog, lab, NOW, "roadlab-system", portal=portal)
+    secret_key = ("v1", "Secret", "roadlab-system", "roadlab-portal-alice")
+    secret = api.objects[secret_key]
+    token = workspace.token_of(secret)
+    assert len(token) >= 32
+    assert secret["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    assert outcome.status.portal_token_sha256 == workspace.token_digest(token)
+    deployment = api.objects[("apps/v1", "Deployment", "lab-alice", "workspace")]
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "learner"
+    assert pod["containers"][0]["securityContext"]["allowPrivilegeEscalation"] is False
+    # Again: the same token (the Secret is only created once), the same digest.
+    api.secrets[("roadlab-system", "roadlab-portal-alice", "token")] = token
+    again = reconciler.reconcile_lab(
+        api, catalog, {**lab, "status": outcome.status_patch()}, NOW, "roadlab-system",
+        portal=portal,
+    )  # fmt: skip
+    assert workspace.token_of(api.objects[secret_key]) == token
+    assert again.status.portal_token_sha256 == outcome.status.portal_token_sha256
+
+
+def test_without_a_workspace_image_there_is_no_workspace(
+    catalog: dict[str, LabDefinition],
+) -> None:
+    api = FakeKubeApi()
+    lab = new_lab()
+    api.add(lab)
+    reconciler.reconcile_lab(api, catalog, lab, NOW, "roadlab-system", portal=PortalSettings())
+    assert ("apps/v1", "Deployment", "lab-alice", "workspace") not in api.objects

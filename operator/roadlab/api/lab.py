@@ -226,12 +226,17 @@ class LabStatus(WireModel):
     expires_at: str | None = None
     observed_generation: int | None = None
     last_check: CheckRun | None = None
+    # The latest re-check after a change to the lab's objects (lastCheck stays the run of
+    # the latest request, initial or periodic run).
+    last_recheck: CheckRun | None = None
     # The latest check request (roadlab.dev/check-requested) that has had its run.
     last_request: str | None = None
     # Time granted by extensions so far (a duration), and how many were granted.
     extended_by: str | None = None
     extensions_used: int | None = None
     last_extension: ExtensionRun | None = None
+    # SHA-256 (hex) of the Lab's portal access token; the token itself is in a Secret.
+    portal_token_sha256: str | None = Field(default=None, alias="portalTokenSHA256")
 
     _ts = field_validator("started_at", "completed_at", "expires_at")(_check_timestamp)
 

@@ -33,6 +33,7 @@ COMPONENT_LEARNER = "learner"
 COMPONENT_CHECKER = "checker"
 COMPONENT_ENVIRONMENT = "environment"
 COMPONENT_CHECK = "check"
+COMPONENT_PORTAL = "portal"  # a Lab's portal access token, in the operator's namespace
 COMPONENTS = frozenset(
     {
         COMPONENT_NAMESPACE,
@@ -41,6 +42,7 @@ COMPONENTS = frozenset(
         COMPONENT_CHECKER,
         COMPONENT_ENVIRONMENT,
         COMPONENT_CHECK,
+        COMPONENT_PORTAL,
     }
 )
 
@@ -127,3 +129,17 @@ LEARNER_LAB_POLICY = "roadlab-learner-lab-requests"
 def learner_lab_role_name(lab_name: str) -> str:
     """The per-Lab ClusterRole and ClusterRoleBinding of the Lab's learner."""
     return f"roadlab-learner-{lab_name}"
+
+
+# The learner portal (roadlab-portal). A Lab's access token: a Secret of the operator's
+# namespace, owned by the Lab, whose PORTAL_ACCESS_KEY holds the token of the Lab's link;
+# revoking the link is deleting the Secret (the operator makes a new one).
+PORTAL_ACCESS_KEY = "token"
+# The pod of the lab namespace whose shell the portal's terminal attaches to.
+WORKSPACE_POD = "workspace"
+WORKSPACE_CONTAINER = "shell"
+
+
+def portal_access_secret(lab_name: str) -> str:
+    """The Secret (in the operator's namespace) that holds a Lab's portal access token."""
+    return f"roadlab-portal-{lab_name}"

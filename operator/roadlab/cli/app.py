@@ -36,6 +36,7 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config import ConfigException
 
+from roadlab.api import naming
 from roadlab.api.durations import (
     DurationError,
     format_duration,
@@ -71,6 +72,7 @@ from roadlab.cli.session import App
 from roadlab.cli.verbs_catalog import cmd_catalog, cmd_completion, cmd_version
 from roadlab.cli.verbs_labs import cmd_delete, cmd_kubeconfig, cmd_list, cmd_start, cmd_status
 from roadlab.cli.verbs_learner import cmd_extend, cmd_guide, cmd_watch
+from roadlab.cli.verbs_portal import DEFAULT_LOCAL_PORT, PORTAL_URL_ENV, cmd_open, cmd_url
 from roadlab.cli.verbs_tasks import cmd_check, cmd_hint
 from roadlab.kube.lab_client import LabClient
 
@@ -267,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"token lifetime, e.g. 30m, 8h (default {DEFAULT_TOKEN_DURATION})",
     )
 
+    _portal_commands(command)
+
     delete = command("delete", cmd_delete, "delete a lab", ("text", "name"))
     delete.add_argument("name", metavar=LAB_METAVAR)
     _wait_options(delete, "until it is gone")
@@ -277,6 +281,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     completion.add_argument("shell", choices=("bash", "zsh"))
     return parser
+
+
+def _portal_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
+    url = command("url", cmd_url, "the lab's portal link, for its learner", ("text",))
+    url.add_argument("name", metavar=LAB_METAVAR)
+    url.add_argument("--portal-url", help=f"the portal's address (default: ${PORTAL_URL_ENV})")
+    _operator_namespace_option(url)
+
+    open_ = command("open", cmd_open, "open the lab's portal page in the browser", ("text",))
+    open_.add_argument("name", metavar=LAB_METAVAR)
+    open_.add_argument(
+        "--port", type=int, default=DEFAULT_LOCAL_PORT, help="local port of the port-forward"
+    )
+    open_.add_argument("--no-browser", action="store_true", help="only print the link")
+    _operator_namespace_option(open_)
+
+
+def _operator_namespace_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--operator-namespace",
+        default=naming.DEFAULT_OPERATOR_NAMESPACE,
+        help=f"where Roadlab is installed (default {naming.DEFAULT_OPERATOR_NAMESPACE})",
+    )
 
 
 def run(app: App, argv: Sequence[str]) -> int:

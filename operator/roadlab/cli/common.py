@@ -83,6 +83,8 @@ class LabApi(Protocol):
 
     def kubeconfig_cluster(self) -> Manifest: ...
 
+    def secret_value(self, namespace: str, name: str, key: str) -> str | None: ...
+
 
 def api_error_message(status: int | None, body: str | None, lab: str | None) -> tuple[str, int]:
     """One line and an exit code for an API error response."""

@@ -13,76 +13,16 @@ Markdown, which is plain text already.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
-from typing import Any, TextIO
+from typing import TextIO
 
-import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markdown_it import MarkdownIt
 from rich.console import Console
 from rich.markdown import Markdown
 
-from roadlab.api import naming
-from roadlab.catalog.loader import resolve_parameters
-from roadlab.catalog.schema import LabDefinition
-from roadlab.cli.output import lab_name, lab_spec, lab_status
+# The filling is shared with the learner portal, so it lives in the (pure) catalog package.
+from roadlab.catalog.guide_text import GUIDE_FILE, fill_placeholders, guide_context
 
-GUIDE_FILE = "README.md"
-# One placeholder: {{ ... }} on one line (whitespace control {{- -}} allowed).
-_PLACEHOLDER = re.compile(r"\{\{(?P<expr>[^\n]*?)\}\}")
-# Control characters (but newline and tab) that a value could use to drive the terminal.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_ENV = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
-
-
-def guide_context(lab: Mapping[str, Any], definition: LabDefinition) -> dict[str, Any]:
-    """The values a guide may use, from the Lab and its catalog lab."""
-    name = lab_name(lab)
-    spec, status = lab_spec(lab), lab_status(lab)
-    given = spec.get("parameters") or {}
-    try:
-        params: dict[str, Any] = dict(resolve_parameters(definition, given))
-    except ValueError:  # values the operator refuses as well: show them as they are
-        defaults = {
-            key: p.default for key, p in definition.parameters.items() if p.default is not None
-        }
-        params = {**defaults, **given}
-    namespace = status.get("namespace")
-    if not namespace:
-        try:
-            namespace = naming.namespace_for(name)
-        except ValueError:
-            namespace = None
-    context: dict[str, Any] = {"lab": name, "params": params}
-    if namespace:
-        context["namespace"] = namespace
-    if spec.get("learner"):
-        context["learner"] = spec["learner"]
-    return context
-
-
-def _as_text(value: object) -> str | None:
-    if value is None or isinstance(value, jinja2.Undefined):
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"  # as a Kubernetes manifest writes it
-    return _CONTROL.sub("", str(value))
-
-
-def fill_placeholders(text: str, context: Mapping[str, Any]) -> str:
-    """text with every {{ expression }} that evaluates replaced by its value."""
-
-    def fill(match: re.Match[str]) -> str:
-        expr = match["expr"].removeprefix("-").removesuffix("-").strip()
-        try:
-            value = _ENV.compile_expression(expr, undefined_to_none=False)(**context)
-            filled = _as_text(value)
-        except Exception:  # a syntax error, an undefined name, the sandbox: left as written
-            filled = None
-        return match[0] if filled is None else filled
-
-    return _PLACEHOLDER.sub(fill, text)
+__all__ = ["GUIDE_FILE", "InertMarkdown", "fill_placeholders", "guide_context", "print_markdown"]
 
 
 class InertMarkdown(Markdown):

@@ -7,6 +7,7 @@ the decisions are in reconciler, plan and ticker.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping, MutableMapping
 from typing import Any
@@ -66,8 +67,9 @@ def reconcile_and_report(body: Mapping[str, Any], patch: MutableMapping[str, Any
     try:
         rt = state.runtime()
         outcome = reconciler.reconcile_lab(
-            rt.api, rt.catalog, body, state.now(), rt.settings.operator_namespace
-        )
+            rt.api, rt.catalog, body, state.now(), rt.settings.operator_namespace,
+            portal=rt.settings.portal,
+        )  # fmt: skip
         if outcome.provisioned_now and not (body.get("status") or {}).get("lastCheck"):
             # One run right after provisioning, so the tasks show what is left to do (its
             # lastCheck goes into the same status write, in `patch`).
@@ -188,6 +190,21 @@ def report_check(collected: check_runs.CheckCollected) -> None:
         elapsed = (state.now() - parse_timestamp(started_at)).total_seconds()
         metrics.TIME_TO_COMPLETE_SECONDS.labels(collected.lab_id).observe(elapsed)
     metrics.LAB_STATES.set(collected.lab["metadata"]["name"], collected.lab_id, collected.lab_state)
+
+
+def renew_portal_access(lab: Mapping[str, Any]) -> None:
+    """A new access token for a running Lab whose token Secret was deleted (revoked)."""
+    rt = state.runtime()
+    status = lab.get("status") or {}
+    conditions = reconciler.conditions_of(lab)
+    if not cond.is_true(conditions, cond.PROVISIONED) or cond.is_true(conditions, cond.EXPIRED):
+        return
+    portal = dataclasses.replace(rt.settings.portal, workspace_image=None)
+    digest = reconciler.seed_portal_objects(
+        rt.api, lab, str(status.get("namespace")), rt.settings.operator_namespace, portal
+    )
+    rt.api.patch_lab_status(lab["metadata"]["name"], {"portalTokenSHA256": digest}, None)
+    state.lab_logger(lab).info("portal access token renewed (the old one was revoked)")
 
 
 def restore(type: str, lab: Mapping[str, Any], body: Mapping[str, Any]) -> None:

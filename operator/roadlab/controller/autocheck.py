@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from roadlab.controller.checks import RECHECK_TOKEN_PREFIX
+
 QUIET_SECONDS = 0.3  # no change for this long: the burst is over
 MAX_DELAY_SECONDS = 2.0  # a burst that goes on is checked this long after it began
 MIN_INTERVAL_SECONDS = 1.0
 MAX_PER_MINUTE = 12
-TOKEN_PREFIX = "auto"
 
 
 @dataclass
@@ -68,4 +69,4 @@ class Rechecks:
 
 
 def token(now_epoch: float) -> str:
-    return f"{TOKEN_PREFIX}-{int(now_epoch * 1000)}"
+    return f"{RECHECK_TOKEN_PREFIX}-{int(now_epoch * 1000)}"

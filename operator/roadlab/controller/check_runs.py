@@ -88,8 +88,11 @@ def _start_check(  # noqa: PLR0917 - the handler's one call
     if not definition.tasks:
         return CheckStart()  # nothing to check
     last = status.last_check
+    recheck = checks.is_recheck(token)
     if last is not None and last.token == token and not rerun:
         return CheckStart()  # this request already has its run
+    if recheck and not checks.runs_warm(definition, settings.warm_checker):
+        return CheckStart()  # re-checks are the warm checker's only
     if last is not None and last.state == "Running":
         job = api.get("batch/v1", "Job", last.job, settings.operator_namespace)
         if job is not None and checks.job_phase(job) == "Running":
@@ -107,8 +110,8 @@ def _start_check(  # noqa: PLR0917 - the handler's one call
     if checks.runs_warm(definition, settings.warm_checker):
         warm_run = run_warm_check(body, status, definition, token, spec_json, timeout, now, api,
                                   settings)  # fmt: skip
-        if warm_run.status_patch is not None or warm_run.wait_reason is not None:
-            return warm_run
+        if warm_run.status_patch is not None or warm_run.wait_reason is not None or recheck:
+            return warm_run  # a re-check without the warm checker is not made as a Job
         warm_fallback = warm_run.warm_fallback
     request = checks.CheckRequest(metadata["name"], metadata["uid"], token, status.namespace)
     job = checks.check_job(
@@ -290,10 +293,11 @@ def record_results(  # noqa: PLR0917 - the two ways a run ends
         finished_at=format_timestamp(now),
         state=state,
     )
-    new_status = new_status.model_copy(update={"last_check": run})
+    recheck = checks.is_recheck(token)
+    new_status = new_status.model_copy(update={"last_recheck" if recheck else "last_check": run})
     patch = new_status.to_patch()
     recorded_keys = ("tasks", "progress", "tasksPassed", "tasksTotal", "conditions",
-                     "completedAt", "lastCheck")  # fmt: skip
+                     "completedAt", "lastRecheck" if recheck else "lastCheck")  # fmt: skip
     seconds = (now - parse_timestamp(requested_at)).total_seconds() if requested_at else None
     return Recorded(
         patch={k: patch[k] for k in recorded_keys if k in patch},

@@ -26,6 +26,15 @@ CHECKER_DEADLINE_MARGIN_SECONDS = 5
 JOB_TTL_SECONDS = 600
 INITIAL_TOKEN_PREFIX = "initial"
 PERIODIC_TOKEN_PREFIX = "periodic"
+# A re-check after a change to the lab's objects (controller.autocheck): recorded in
+# status.lastRecheck, so lastCheck stays the run of the latest request, which a learner's
+# `kubectl lab check --wait` is waiting for.
+RECHECK_TOKEN_PREFIX = "auto"
+
+
+def is_recheck(token: str) -> bool:
+    return token.startswith(f"{RECHECK_TOKEN_PREFIX}-")
+
 
 JobPhase = Literal["Running", "Succeeded", "Failed", "TimedOut"]
 # Probes that take longer than a request should (a load test of an autoscaler: minutes).

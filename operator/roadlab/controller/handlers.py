@@ -96,6 +96,14 @@ async def lab_event(type: str, name: str, body: kopf.Body, **_: Any) -> None:
         ticking.ensure_ticker()  # the ticker only has work once there is a Lab
 
 
+@kopf.on.event("", "v1", "secrets", labels={naming.LABEL_COMPONENT: naming.COMPONENT_PORTAL})
+async def portal_access_changed(type: str, labels: kopf.Labels, **_: Any) -> None:
+    # Deleting a Lab's access token revokes its links; a new token replaces it.
+    lab = state.labs.get(labels.get(naming.LABEL_LAB, ""))
+    if type == "DELETED" and lab is not None:
+        await asyncio.to_thread(actions.renew_portal_access, lab)
+
+
 def _guarded(value: str | None, **_: Any) -> bool:
     return value in GUARDED_COMPONENTS
 

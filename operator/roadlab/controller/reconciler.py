@@ -8,6 +8,7 @@ then belong to the learner, and the namespace is deleted at expiry.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,6 +21,7 @@ from roadlab.api import conditions as cond
 from roadlab.api import naming
 from roadlab.api.lab import Condition, LabStatus
 from roadlab.catalog.schema import LabDefinition
+from roadlab.controller import workspace
 from roadlab.controller.guardrails import holds
 from roadlab.controller.plan import (
     LabPlan,
@@ -28,6 +30,7 @@ from roadlab.controller.plan import (
     mark_provisioned,
     plan_lab,
 )
+from roadlab.controller.settings import PortalSettings
 from roadlab.kube.client import describe_api_error
 from roadlab.kube.operator_api import OperatorApi
 
@@ -108,9 +111,11 @@ def reconcile_lab(
     body: Mapping[str, Any],
     now: datetime,
     operator_namespace: str = naming.DEFAULT_OPERATOR_NAMESPACE,
+    *,
+    portal: PortalSettings | None = None,
 ) -> Outcome:
     """Bring one Lab's world in line with its spec; return what to report."""
-    old_conditions = _conditions(body)
+    old_conditions = conditions_of(body)
     was_provisioned = cond.is_true(old_conditions, cond.PROVISIONED)
     plan = make_plan(api, catalog, body, now, operator_namespace)
     generation = int(body["metadata"].get("generation") or 0)
@@ -125,6 +130,9 @@ def reconcile_lab(
     elif plan.objects:
         try:
             apply_objects(api, plan.objects)
+            if portal is not None and plan.namespace:
+                digest = seed_portal_objects(api, body, plan.namespace, operator_namespace, portal)
+                status = status.model_copy(update={"portal_token_sha256": digest})
             status = mark_provisioned(status, now, generation)
         except API_ERRORS as error:
             # Usually passing: a terminating namespace, a webhook, an API server restart.
@@ -139,6 +147,36 @@ def reconcile_lab(
         provisioned_now=not was_provisioned and cond.is_true(status.conditions, cond.PROVISIONED),
         expired_now=expired_now,
     )
+
+
+def seed_portal_objects(
+    api: OperatorApi,
+    body: Mapping[str, Any],
+    namespace: str,
+    operator_namespace: str,
+    portal: PortalSettings,
+) -> str | None:
+    """The Lab's portal access token and workspace, each created once (409: already there;
+    the token is random, so it is never re-applied). Returns the token's SHA-256, which
+    the Lab's status carries: the portal checks a link against it, so it needs no access
+    to Secrets at all."""
+    metadata = body["metadata"]
+    digest = None
+    if portal.access_tokens:
+        secret = workspace.access_secret(
+            metadata["name"], metadata["uid"], operator_namespace, secrets.token_urlsafe(32)
+        )
+        if not api.create_if_absent(secret):
+            name = secret["metadata"]["name"]
+            token = api.secret_value(operator_namespace, name, naming.PORTAL_ACCESS_KEY)
+        else:
+            token = workspace.token_of(secret)
+        digest = workspace.token_digest(token) if token else None
+    if portal.workspace_image:
+        api.create_if_absent(
+            workspace.workspace_deployment(metadata["name"], namespace, portal.workspace_image)
+        )
+    return digest
 
 
 def enforce_guardrails(
@@ -156,7 +194,7 @@ def enforce_guardrails(
     that was deleted, with everything in it.
     """
     plan = make_plan(api, catalog, body, now, operator_namespace)
-    if plan.expired or not cond.is_true(_conditions(body), cond.PROVISIONED):
+    if plan.expired or not cond.is_true(conditions_of(body), cond.PROVISIONED):
         return 0
     objects = plan.objects if with_environment else [
         m for m in plan.objects if not is_environment(m)
@@ -193,7 +231,7 @@ def restore_guardrail(  # noqa: PLR0917 - the guardrail handler's one call
     return False
 
 
-def _conditions(body: Mapping[str, Any]) -> list[Condition]:
+def conditions_of(body: Mapping[str, Any]) -> list[Condition]:
     raw = (body.get("status") or {}).get("conditions") or []
     try:
         return [Condition.model_validate(c) for c in raw]

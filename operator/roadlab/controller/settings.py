@@ -28,6 +28,14 @@ class CheckSettings:
 
 
 @dataclass(frozen=True)
+class PortalSettings:
+    """What the learner portal needs made for each Lab."""
+
+    access_tokens: bool = True  # a portal access token Secret per Lab
+    workspace_image: str | None = None  # the workspace pod's image; None: no workspace
+
+
+@dataclass(frozen=True)
 class Settings:
     catalog_dir: Path
     operator_namespace: str
@@ -38,6 +46,7 @@ class Settings:
     image_pull_secrets: tuple[str, ...] = ()
     warm_checker: bool = False
     checker_key: str | None = None
+    portal: PortalSettings = PortalSettings()
 
     @property
     def checks(self) -> CheckSettings:
@@ -65,6 +74,10 @@ class Settings:
             image_pull_secrets=secret_names(env.get("ROADLAB_IMAGE_PULL_SECRETS", "")),
             warm_checker=env.get("ROADLAB_WARM_CHECKER", "true").strip().lower() == "true",
             checker_key=env.get("ROADLAB_CHECKER_KEY") or None,
+            portal=PortalSettings(
+                access_tokens=env.get("ROADLAB_PORTAL", "true").strip().lower() == "true",
+                workspace_image=env.get("ROADLAB_WORKSPACE_IMAGE") or None,
+            ),
         )
 
 

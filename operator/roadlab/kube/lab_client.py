@@ -142,6 +142,16 @@ class LabClient:
         expiry = expires.strftime("%Y-%m-%dT%H:%M:%SZ") if expires is not None else None
         return status.token, expiry
 
+    def secret_value(self, namespace: str, name: str, key: str) -> str | None:
+        """One key of a Secret, decoded; None when the Secret or the key is absent."""
+        secret = unless_not_found(
+            lambda: self.core.read_namespaced_secret(
+                name, namespace, _request_timeout=self.CLI_REQUEST_TIMEOUT
+            )
+        )
+        data = (secret.data or {}) if secret is not None else {}
+        return base64.b64decode(data[key]).decode() if key in data else None
+
     def kubeconfig_cluster(self) -> Manifest:
         """The kubeconfig `cluster` entry of the API server this client talks to."""
         configuration = self.api_client.configuration

@@ -1,0 +1,186 @@
+"""The learner portal's API: its own few rights, and a client per learner token.
+
+The portal itself may only read a Lab's access Secret in the operator's namespace and ask
+for a token of the Lab's `learner` ServiceAccount (TokenRequest). Everything it does to a
+Lab, and the terminal's exec, goes through a LearnerClient: a separate ApiClient that
+carries only that learner token, so the API server applies the learner's RBAC and the
+admission policy on their Lab, never the portal's.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any, cast
+
+from kubernetes import client, watch
+from kubernetes.stream import stream
+
+from roadlab.api import naming
+from roadlab.kube.client import Manifest, load_api_client, unless_not_found
+
+REQUEST_TIMEOUT = (10, 30)  # (connect, read) seconds: a page must not hang on the API
+MERGE_PATCH = "application/merge-patch+json"
+# What a learner client keeps of the portal's configuration: where the API server is and
+# how to trust it, never how the portal authenticates (client certificates, its token).
+_CONNECTION_SETTINGS = (
+    "host",
+    "ssl_ca_cert",
+    "ca_cert_data",
+    "verify_ssl",
+    "assert_hostname",
+    "tls_server_name",
+    "proxy",
+    "no_proxy",
+    "proxy_headers",
+)
+
+
+class LearnerClient:
+    """The Lab's verbs, as the learner: an ApiClient with only the learner's bearer token."""
+
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self.api_client = api_client
+        self.core = client.CoreV1Api(api_client)
+        self.labs = client.CustomObjectsApi(api_client)
+
+    def get_lab(self, name: str) -> Manifest | None:
+        """The Lab, or None when it does not exist."""
+        found = unless_not_found(
+            lambda: self.labs.get_cluster_custom_object(
+                naming.GROUP, naming.VERSION, naming.PLURAL, name, _request_timeout=REQUEST_TIMEOUT
+            )
+        )
+        return cast(Manifest | None, found)
+
+    def watch_lab(self, name: str, timeout_seconds: int) -> Iterator[tuple[str, Manifest]]:
+        """(event type, Lab) for the Lab now (ADDED) and at every change, until the server
+        ends the watch after timeout_seconds. The learner may watch their Lab by name only:
+        the collection narrowed by a field selector, which RBAC's resourceNames allows."""
+        watcher = watch.Watch()  # type: ignore[no-untyped-call]
+        events = watcher.stream(  # type: ignore[no-untyped-call]
+            self.labs.list_cluster_custom_object,
+            naming.GROUP,
+            naming.VERSION,
+            naming.PLURAL,
+            field_selector=f"metadata.name={name}",
+            timeout_seconds=timeout_seconds,
+            # The read timeout must outlast the server's own end of the watch.
+            _request_timeout=(REQUEST_TIMEOUT[0], timeout_seconds + 30),
+        )
+        try:
+            for event in events:
+                kind, lab = event.get("type"), event.get("raw_object")
+                if kind == "ERROR":  # e.g. 410 Gone: the caller starts a new watch
+                    return
+                if isinstance(kind, str) and isinstance(lab, dict):
+                    yield kind, cast(Manifest, lab)
+        finally:
+            events.close()  # closes the response at once, not when garbage-collected
+
+    def patch_lab_annotations(self, name: str, annotations: Mapping[str, str]) -> Manifest:
+        """A merge patch of metadata.annotations only (all the admission policy allows)."""
+        return cast(
+            Manifest,
+            self.labs.patch_cluster_custom_object(
+                naming.GROUP,
+                naming.VERSION,
+                naming.PLURAL,
+                name,
+                {"metadata": {"annotations": dict(annotations)}},
+                _content_type=MERGE_PATCH,
+                _request_timeout=REQUEST_TIMEOUT,
+            ),
+        )
+
+    def pod_phase(self, namespace: str, pod: str) -> str | None:
+        """The pod's phase (Pending, Running, ...), or None when there is no such pod."""
+        found = unless_not_found(
+            lambda: self.core.read_namespaced_pod(pod, namespace, _request_timeout=REQUEST_TIMEOUT)
+        )
+        if found is None or found.status is None:
+            return None
+        phase: str | None = found.status.phase
+        return phase
+
+    def exec_shell(self, namespace: str, pod: str, container: str, command: list[str]) -> Any:
+        """An interactive exec (stdin, a tty) in the pod: the kubernetes WSClient, in binary
+        mode, so output arrives as bytes (a UTF-8 character may span two frames)."""
+        return stream(
+            self.core.connect_get_namespaced_pod_exec,
+            pod,
+            namespace,
+            container=container,
+            command=command,
+            stdin=True,
+            stdout=True,
+            stderr=True,
+            tty=True,
+            binary=True,
+            _preload_content=False,
+        )
+
+
+class PortalApi:
+    """The portal's own verbs, over its ServiceAccount's ApiClient."""
+
+    def __init__(self, api_client: client.ApiClient | None = None) -> None:
+        self._api_client = api_client
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_environment(cls) -> PortalApi:
+        """In a pod, the portal's ServiceAccount; elsewhere the default kubeconfig. Loaded
+        at the first call, so that the portal starts (and answers /healthz) without one."""
+        return cls()
+
+    @property
+    def api_client(self) -> client.ApiClient:
+        with self._lock:
+            if self._api_client is None:
+                self._api_client = load_api_client()
+            return self._api_client
+
+    @property
+    def core(self) -> Any:
+        return client.CoreV1Api(self.api_client)
+
+    def access_token_digest(self, lab_name: str) -> str | None:
+        """The SHA-256 (hex) of the Lab's portal access token, from the Lab's status; None
+        when the Lab or the digest is not there. The portal may read Labs, not Secrets."""
+        lab = unless_not_found(
+            lambda: client.CustomObjectsApi(self.api_client).get_cluster_custom_object(
+                naming.GROUP, naming.VERSION, naming.PLURAL, lab_name,
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+        )  # fmt: skip
+        status = (lab.get("status") if isinstance(lab, dict) else None) or {}
+        digest = status.get("portalTokenSHA256")
+        return digest if isinstance(digest, str) and len(digest) == 64 else None
+
+    def learner_token(
+        self, namespace: str, service_account: str, expiration_seconds: int
+    ) -> tuple[str, datetime | None]:
+        """A TokenRequest token of the ServiceAccount, and when it expires (if reported)."""
+        body = client.AuthenticationV1TokenRequest(
+            spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=expiration_seconds)
+        )
+        response = self.core.create_namespaced_service_account_token(
+            service_account, namespace, body, _request_timeout=REQUEST_TIMEOUT
+        )
+        status = response.status
+        if status is None or not status.token:
+            raise RuntimeError(f"no token returned for {namespace}/{service_account}")
+        return status.token, status.expiration_timestamp
+
+    def learner_client(self, token: str) -> LearnerClient:
+        """A client of the same API server that authenticates with `token` and nothing else."""
+        mine = self.api_client.configuration
+        configuration = client.Configuration()
+        for setting in _CONNECTION_SETTINGS:
+            if hasattr(mine, setting):
+                setattr(configuration, setting, getattr(mine, setting))
+        configuration.api_key = {"BearerToken": token}
+        configuration.api_key_prefix = {"BearerToken": "Bearer"}
+        return LearnerClient(client.ApiClient(configuration))
