@@ -168,7 +168,10 @@ def test_a_learner_solves_the_lab_in_the_browser(
     tasks = browser.find_element(By.ID, "tasks").text.lower()  # the page shows states in capitals
     assert "failed" in tasks and "spec.replicas is 1, expected 2" in tasks
 
-    wait.until(lambda d: "learner@" in terminal_text(d))  # the shell's prompt
+    try:
+        wait.until(lambda d: "learner:" in terminal_text(d))  # the toolbox shell's prompt
+    finally:
+        browser.save_screenshot(str(ARTIFACTS / "portal-first-view.png"))
     type_in_terminal(browser, "kubectl get pods\n")
     wait.until(lambda d: "web-" in terminal_text(d) and "workspace-" in terminal_text(d))
     browser.save_screenshot(str(ARTIFACTS / "portal-guide-tasks-terminal.png"))

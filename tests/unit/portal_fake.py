@@ -183,9 +183,10 @@ class FakeLearnerApi:
         lab["metadata"].setdefault("annotations", {}).update(annotations)
         return copy.deepcopy(lab)
 
-    def pod_phase(self, namespace: str, pod: str) -> str | None:
-        self._own("pod_phase", namespace.removeprefix(naming.NAMESPACE_PREFIX), pod)
-        return self.cluster.pods.get((namespace, pod))
+    def workspace_pod(self, namespace: str) -> tuple[str, str] | None:
+        self._own("workspace_pod", namespace.removeprefix(naming.NAMESPACE_PREFIX))
+        phase = self.cluster.pods.get((namespace, naming.WORKSPACE_POD))
+        return (naming.WORKSPACE_POD, phase) if phase is not None else None
 
     def exec_shell(self, namespace: str, pod: str, container: str, command: list[str]) -> FakeShell:
         lab = namespace.removeprefix(naming.NAMESPACE_PREFIX)

@@ -94,15 +94,23 @@ class LearnerClient:
             ),
         )
 
-    def pod_phase(self, namespace: str, pod: str) -> str | None:
-        """The pod's phase (Pending, Running, ...), or None when there is no such pod."""
-        found = unless_not_found(
-            lambda: self.core.read_namespaced_pod(pod, namespace, _request_timeout=REQUEST_TIMEOUT)
-        )
-        if found is None or found.status is None:
+    def workspace_pod(self, namespace: str) -> tuple[str, str] | None:
+        """(name, phase) of the workspace Deployment's pod (a Running one first), or None
+        when it has none: its pods are named by the Deployment, so they are found by label."""
+        pods = self.core.list_namespaced_pod(
+            namespace,
+            label_selector=f"app={naming.WORKSPACE_POD}",
+            _request_timeout=REQUEST_TIMEOUT,
+        ).items
+        live: list[tuple[str, str]] = []
+        for pod in pods:
+            meta, status = pod.metadata, pod.status
+            if meta is not None and status is not None and meta.deletion_timestamp is None:
+                live.append((str(meta.name), str(status.phase)))
+        if not live:
             return None
-        phase: str | None = found.status.phase
-        return phase
+        live.sort(key=lambda found: (found[1] != "Running", found[0]))
+        return live[0]
 
     def exec_shell(self, namespace: str, pod: str, container: str, command: list[str]) -> Any:
         """An interactive exec (stdin, a tty) in the pod: the kubernetes WSClient, in binary

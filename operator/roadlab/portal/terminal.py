@@ -94,12 +94,17 @@ async def terminal(websocket: WebSocket) -> None:
 async def _serve(websocket: WebSocket, portal: Portal, session: Session) -> None:
     lab = session.lab
     namespace = naming.namespace_for(lab)
-    pod, container = naming.WORKSPACE_POD, naming.WORKSPACE_CONTAINER
+    container = naming.WORKSPACE_CONTAINER
     try:
-        phase = await portal.as_learner(lab, lambda api: api.pod_phase(namespace, pod))
-        if phase != "Running":
-            state = f"its pod {pod} is {phase}" if phase else f"there is no pod {pod} yet"
+        found = await portal.as_learner(lab, lambda api: api.workspace_pod(namespace))
+        if found is None or found[1] != "Running":
+            state = (
+                f"its pod {found[0]} is {found[1]}"
+                if found
+                else f"there is no pod {naming.WORKSPACE_POD} yet"
+            )
             raise RuntimeError(f"{state} (reload the page in a moment)")
+        pod = found[0]
         command = list(portal.settings.shell_command)
         shell = await portal.as_learner(
             lab, lambda api: api.exec_shell(namespace, pod, container, command)
