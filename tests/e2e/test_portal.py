@@ -169,7 +169,7 @@ def test_a_learner_solves_the_lab_in_the_browser(
     assert "failed" in tasks and "spec.replicas is 1, expected 2" in tasks
 
     try:
-        wait.until(lambda d: "learner:" in terminal_text(d))  # the toolbox shell's prompt
+        wait.until(lambda d: "learner@workspace" in terminal_text(d))  # the shell's prompt
     finally:
         browser.save_screenshot(str(ARTIFACTS / "portal-first-view.png"))
     type_in_terminal(browser, "kubectl get pods\n")
