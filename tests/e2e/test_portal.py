@@ -177,8 +177,12 @@ def test_a_learner_solves_the_lab_in_the_browser(
     browser.save_screenshot(str(ARTIFACTS / "portal-guide-tasks-terminal.png"))
 
     type_in_terminal(browser, "kubectl create configmap answer --from-literal=answer=42\n")
-    type_in_terminal(browser, "kubectl scale deployment web --replicas=2\n")
-    wait.until(lambda d: "scaled" in terminal_text(d))
+    try:
+        wait.until(lambda d: "configmap/answer created" in terminal_text(d))
+        type_in_terminal(browser, "kubectl scale deployment web --replicas=2\n")
+        wait.until(lambda d: "deployment.apps/web scaled" in terminal_text(d))
+    finally:
+        browser.save_screenshot(str(ARTIFACTS / "portal-solving.png"))
     browser.find_element(By.ID, "check").click()
     wait.until(lambda d: "2/2" in d.find_element(By.ID, "progress-text").text)
     wait.until(lambda d: d.find_element(By.ID, "notice").is_displayed())
@@ -245,7 +249,9 @@ def test_a_revoked_link_is_refused_and_a_new_one_works(
         answer = requests.get(old, timeout=10, allow_redirects=False)
         return answer.status_code == 403
 
-    wait_until(refused, "the revoked link to be refused", timeout=30)
+    # Spaced: sign-in attempts are rate limited (10 a minute per lab); the portal reads the
+    # token's digest again within 10 s.
+    wait_until(refused, "the revoked link to be refused", timeout=30, interval=5)
     new = requests.get(portal_link(lab, portal), timeout=10, allow_redirects=False)
     assert new.status_code == 303, new.status_code
     assert new.headers["location"].endswith(f"/labs/{lab}")
