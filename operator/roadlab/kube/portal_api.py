@@ -115,8 +115,11 @@ class LearnerClient:
     def exec_shell(self, namespace: str, pod: str, container: str, command: list[str]) -> Any:
         """An interactive exec (stdin, a tty) in the pod: the kubernetes WSClient, in binary
         mode, so output arrives as bytes (a UTF-8 character may span two frames)."""
+        # A client of its own: kubernetes.stream swaps the ApiClient's request method for a
+        # WebSocket one while it connects, and a watch sharing it then failed its handshake.
+        own = client.CoreV1Api(client.ApiClient(self.api_client.configuration))
         return stream(
-            self.core.connect_get_namespaced_pod_exec,
+            own.connect_get_namespaced_pod_exec,
             pod,
             namespace,
             container=container,

@@ -130,8 +130,16 @@
 
   function follow() {
     const events = new EventSource(base + "/events");
+    let ended = false;
     events.addEventListener("status", (event) => render(JSON.parse(event.data)));
+    // An EventSource gives up for good on an error answer (a 502 while the API server is
+    // briefly out of reach): follow again a moment later, unless the lab has ended.
+    events.onerror = () => {
+      if (ended || events.readyState !== EventSource.CLOSED) return;
+      setTimeout(follow, 3000);
+    };
     events.addEventListener("ended", (event) => {
+      ended = true;
       events.close();
       const notice = $("notice");
       notice.hidden = false;
