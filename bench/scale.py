@@ -80,7 +80,10 @@ class Sampler:
 
     def _run(self) -> None:
         while not self._stop.wait(1.0):
-            self.samples.append(self.read())
+            try:
+                self.samples.append(self.read())
+            except (OSError, AttributeError):  # the process ended (a zombie has no VmRSS)
+                return
 
     def window(self, start: float, end: float) -> tuple[float, float]:
         """(peak RSS MB, mean CPU %) between two monotonic times."""
