@@ -107,9 +107,17 @@ def is_the_learners_lab_grant(api: client.ApiClient, kind: str, name: str, lab: 
     )
 
 
+def is_the_portal_token(api: client.ApiClient, name: str, lab: str) -> bool:
+    """The Lab's portal access token (roadlab-portal-<lab>): one random token, no more."""
+    if name != f"roadlab-portal-{lab}":
+        return False
+    secret = client.CoreV1Api(api).read_namespaced_secret(name, OPERATOR_NAMESPACE)
+    return set(secret.data or {}) == {"token"} and secret.type == "Opaque"
+
+
 def escaped(api: client.ApiClient, name: str) -> list[str]:
-    """Objects labelled for this Lab outside its namespace (check Jobs and pods, and the
-    learner's grant on their own Lab, excepted)."""
+    """Objects labelled for this Lab outside its namespace (check Jobs and pods, the
+    learner's grant on their own Lab and the portal's access token excepted)."""
     found = []
     for kind, meta in census(api, f"{LAB_LABEL}={name}"):
         where = meta.get("namespace")
@@ -118,6 +126,12 @@ def escaped(api: client.ApiClient, name: str) -> list[str]:
         if where == f"lab-{name}":
             continue
         if where == OPERATOR_NAMESPACE and kind in {"Job", "Pod"}:
+            continue
+        if (
+            where == OPERATOR_NAMESPACE
+            and kind == "Secret"
+            and is_the_portal_token(api, meta["name"], name)
+        ):
             continue
         if kind in {"ClusterRole", "ClusterRoleBinding"} and is_the_learners_lab_grant(
             api, kind, meta["name"], name
