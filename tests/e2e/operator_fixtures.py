@@ -113,6 +113,17 @@ def combined_catalog(directory: Path) -> Path:
     return directory
 
 
+def learner_kubeconfig(lab: str, directory: Path) -> Path:
+    """The learner's kubeconfig of `lab`, as `kubectl lab kubeconfig` writes it."""
+    kubeconfig = directory / "learner.kubeconfig"
+    done = subprocess.run(
+        [sys.executable, "-m", "roadlab.cli", "kubeconfig", lab],
+        capture_output=True, text=True, check=True, cwd=REPO,
+    )  # fmt: skip
+    kubeconfig.write_text(done.stdout)
+    return kubeconfig
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from .operator_fixtures import REPO, Labs
+from .operator_fixtures import Labs, learner_kubeconfig
 from .test_operator import unique, wait_ready
 
 
@@ -53,12 +53,7 @@ def tenants(labs_module: Labs) -> Iterator[tuple[Learner, str]]:
     for name in (mine, theirs):
         wait_ready(labs_module, name, timeout=120)
     with tempfile.TemporaryDirectory() as tmp:
-        kubeconfig = Path(tmp) / "learner.kubeconfig"
-        done = subprocess.run(
-            ["python3", "-m", "roadlab.cli", "kubeconfig", mine],
-            capture_output=True, text=True, check=True, cwd=REPO,
-        )  # fmt: skip
-        kubeconfig.write_text(done.stdout)
+        kubeconfig = learner_kubeconfig(mine, Path(tmp))
         yield Learner(kubeconfig, f"lab-{mine}"), f"lab-{theirs}"
 
 

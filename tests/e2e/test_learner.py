@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from .operator_fixtures import OPERATOR_NAMESPACE, REPO, Labs
+from .operator_fixtures import OPERATOR_NAMESPACE, REPO, Labs, learner_kubeconfig
 from .test_operator import unique, wait_ready
 from .waiting import wait_until
 
@@ -64,12 +64,7 @@ def learner(labs_module: Labs) -> Iterator[tuple[Learner, str]]:
     for name in (mine, theirs):
         wait_ready(labs_module, name, timeout=180)
     with tempfile.TemporaryDirectory() as tmp:
-        kubeconfig = Path(tmp) / "learner.kubeconfig"
-        done = subprocess.run(
-            ["python3", "-m", "roadlab.cli", "kubeconfig", mine],
-            capture_output=True, text=True, check=True, cwd=REPO,
-        )  # fmt: skip
-        kubeconfig.write_text(done.stdout)
+        kubeconfig = learner_kubeconfig(mine, Path(tmp))
         yield Learner(kubeconfig, mine), theirs
 
 
