@@ -65,6 +65,10 @@ bench: ## Benchmarks: provisioning (Labs to Ready vs direct creation) and check 
 bench-scale: ## 200 Labs at once, then 1,000 held: latency, RSS, CPU, API requests per Lab
 	$(PYTHON) bench/scale.py
 
+.PHONY: bench-portal
+bench-portal: ## The portal under load: 200 open pages (live status), 20 busy terminals
+	$(PYTHON) bench/portal.py
+
 .PHONY: bench-leaks
 bench-leaks: ## 100 create/validate/delete cycles: leftovers and operator memory
 	$(PYTHON) bench/leaks.py
