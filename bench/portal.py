@@ -83,10 +83,11 @@ def deploy_portal(path: str) -> tuple[str, subprocess.Popen[bytes]]:
     raise SystemExit("the portal did not answer")
 
 
-def sign_in(base: str, lab: str) -> tuple[requests.Session, str]:
+def sign_in(base: str, lab: str, path: str) -> tuple[requests.Session, str]:
     """A signed-in session of the Lab's page, and its CSRF token."""
     link = subprocess.run(
-        [sys.executable, "-m", "roadlab.cli", "url", lab, "--portal-url", base],
+        [sys.executable, "-m", "roadlab.cli", "--kubeconfig", path, "url", lab, "--portal-url",
+         base],
         check=True, capture_output=True, text=True, cwd=REPO,
     ).stdout.strip()  # fmt: skip
     session = requests.Session()
@@ -198,7 +199,7 @@ def main() -> None:  # noqa: PLR0915 - one bench, in order
         print(f"{args.labs} Labs Ready with their workspaces; signing in (10 a minute) ...")
         sessions = {}
         for name in names:
-            sessions[name] = sign_in(base, name)
+            sessions[name] = sign_in(base, name, path)
             time.sleep(SIGN_IN_SPACING)
         idle = portal_usage(api)
         for name in names:
