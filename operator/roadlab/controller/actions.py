@@ -200,8 +200,10 @@ def renew_portal_access(lab: Mapping[str, Any]) -> None:
     if not cond.is_true(conditions, cond.PROVISIONED) or cond.is_true(conditions, cond.EXPIRED):
         return
     portal = dataclasses.replace(rt.settings.portal, workspace_image=None)
+    # Without the revoked token's digest, so the new token's is taken (or read) afresh.
+    fresh = {**lab, "status": {k: v for k, v in status.items() if k != "portalTokenSHA256"}}
     digest = reconciler.seed_portal_objects(
-        rt.api, lab, str(status.get("namespace")), rt.settings.operator_namespace, portal
+        rt.api, fresh, str(status.get("namespace")), rt.settings.operator_namespace, portal
     )
     rt.api.patch_lab_status(lab["metadata"]["name"], {"portalTokenSHA256": digest}, None)
     state.lab_logger(lab).info("portal access token renewed (the old one was revoked)")

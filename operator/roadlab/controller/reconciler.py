@@ -161,22 +161,23 @@ def seed_portal_objects(
     the Lab's status carries: the portal checks a link against it, so it needs no access
     to Secrets at all."""
     metadata = body["metadata"]
-    digest = None
+    # The digest a previous pass wrote: with the Secret there, no read of it is needed.
+    digest = (body.get("status") or {}).get("portalTokenSHA256") or None
     if portal.access_tokens:
         secret = workspace.access_secret(
             metadata["name"], metadata["uid"], operator_namespace, secrets.token_urlsafe(32)
         )
-        if not api.create_if_absent(secret):
+        if api.create_if_absent(secret):
+            digest = workspace.token_digest(workspace.token_of(secret))
+        elif digest is None:
             name = secret["metadata"]["name"]
             token = api.secret_value(operator_namespace, name, naming.PORTAL_ACCESS_KEY)
-        else:
-            token = workspace.token_of(secret)
-        digest = workspace.token_digest(token) if token else None
+            digest = workspace.token_digest(token) if token else None
     if portal.workspace_image:
         api.create_if_absent(
             workspace.workspace_deployment(metadata["name"], namespace, portal.workspace_image)
         )
-    return digest
+    return digest if portal.access_tokens else None
 
 
 def enforce_guardrails(
