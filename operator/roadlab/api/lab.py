@@ -226,6 +226,8 @@ class LabStatus(WireModel):
     expires_at: str | None = None
     observed_generation: int | None = None
     last_check: CheckRun | None = None
+    # Validation runs recorded so far (requested, periodic and re-checks).
+    checks_run: int | None = None
     # The latest re-check after a change to the lab's objects (lastCheck stays the run of
     # the latest request, initial or periodic run).
     last_recheck: CheckRun | None = None

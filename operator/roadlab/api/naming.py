@@ -143,3 +143,54 @@ WORKSPACE_CONTAINER = "shell"
 def portal_access_secret(lab_name: str) -> str:
     """The Secret (in the operator's namespace) that holds a Lab's portal access token."""
     return f"roadlab-portal-{lab_name}"
+
+
+# --- Roadmaps, Enrollments, Cohorts (roadlab.api.roadmap) -----------------------------------
+LABEL_ENROLLMENT = f"{GROUP}/enrollment"
+LABEL_MILESTONE = f"{GROUP}/milestone"
+LABEL_ROADMAP = f"{GROUP}/roadmap"
+LABEL_COHORT = f"{GROUP}/cohort"
+# On a Lab started for an Enrollment: the operator records the Lab's result in the
+# Enrollment before the Lab may go (so a Lab deleted while the operator is down loses nothing).
+ENROLLMENT_RECORD_FINALIZER = f"{GROUP}/enrollment-record"
+# The learner asks for a milestone's Lab: "<token>" (the next one) or "<token>/<milestone>".
+ANNOTATION_START_REQUESTED = f"{GROUP}/start-requested"
+LEARNER_ENROLLMENT_POLICY = "roadlab-learner-enrollment-requests"
+# The kubeconfig of an enrolled learner names the Enrollment in the context's extensions.
+KUBECONFIG_ENROLLMENT_EXTENSION = f"{GROUP}/enrollment"
+# The certificates' signing key (a Secret) and its public half (a ConfigMap), in the
+# operator's namespace.
+SIGNING_KEY_SECRET = "roadlab-signing-key"
+SIGNING_KEY_PRIVATE = "private.pem"
+PUBLIC_KEYS_CONFIGMAP = "roadlab-public-keys"
+
+
+def _stem_and_hash(stem: str, inputs: str, room: int) -> str:
+    digest = hashlib.sha256(inputs.encode()).hexdigest()[:_HASH_LENGTH]
+    cut = re.sub(r"[^a-z0-9-]", "-", stem.lower())[: room - 1 - _HASH_LENGTH].strip("-")
+    return f"{cut}-{digest}" if cut else digest
+
+
+def milestone_lab_name(enrollment: str, milestone: str) -> str:
+    """The Lab of a milestone of an Enrollment: the same name on every attempt at creating
+    it (so a retry finds it: 409), within a Lab name's limits."""
+    plain = f"{enrollment}-{milestone}"
+    if len(plain) <= MAX_LAB_NAME_LENGTH and is_dns1123_label(plain):
+        return plain
+    return _stem_and_hash(plain, f"{enrollment}\0{milestone}", MAX_LAB_NAME_LENGTH)
+
+
+def cohort_enrollment_name(cohort: str, learner: str) -> str:
+    """A Cohort's Enrollment of one learner. Learner names may hold capitals, dots, @ and _:
+    when the plain name would change them, a hash of the exact name keeps two learners
+    (Alice and alice) apart."""
+    plain = f"{cohort}-{learner}"
+    if len(plain) <= 63 and is_dns1123_label(plain):
+        return plain
+    return _stem_and_hash(plain, f"{cohort}\0{learner}", 63)
+
+
+def enrollee_name(enrollment: str) -> str:
+    """The enrolled learner's ServiceAccount (in the operator's namespace), ClusterRole and
+    ClusterRoleBinding: their own Enrollment and its Labs, nothing else."""
+    return f"roadlab-enrollee-{enrollment}"

@@ -294,9 +294,14 @@ def record_results(  # noqa: PLR0917 - the two ways a run ends
         state=state,
     )
     recheck = checks.is_recheck(token)
-    new_status = new_status.model_copy(update={"last_recheck" if recheck else "last_check": run})
+    new_status = new_status.model_copy(
+        update={
+            "last_recheck" if recheck else "last_check": run,
+            "checks_run": (status.checks_run or 0) + 1,
+        }
+    )
     patch = new_status.to_patch()
-    recorded_keys = ("tasks", "progress", "tasksPassed", "tasksTotal", "conditions",
+    recorded_keys = ("tasks", "progress", "tasksPassed", "tasksTotal", "conditions", "checksRun",
                      "completedAt", "lastRecheck" if recheck else "lastCheck")  # fmt: skip
     seconds = (now - parse_timestamp(requested_at)).total_seconds() if requested_at else None
     return Recorded(
