@@ -82,7 +82,70 @@ class FakeKubeApi:
             lab.setdefault("status", {}).update(copy.deepcopy(status))
 
     def secret_value(self, namespace: str, name: str, key: str) -> str | None:
-        return self.secrets.get((namespace, name, key))
+        if (namespace, name, key) in self.secrets:
+            return self.secrets[(namespace, name, key)]
+        secret = self.objects.get(("v1", "Secret", namespace, name)) or {}
+        value = (secret.get("stringData") or {}).get(key)
+        return str(value) if value is not None else None
+
+    # --- RoadmapApi ---------------------------------------------------------------------
+
+    def list_cluster_objects(
+        self, api_version: str, kind: str, label_selector: str | None = None
+    ) -> list[Manifest]:
+        wanted = dict(
+            term.split("=", 1) for term in (label_selector or "").split(",") if "=" in term
+        )
+        found = []
+        for (version, object_kind, _, _), manifest in self.objects.items():
+            labels = manifest["metadata"].get("labels") or {}
+            if (version, object_kind) == (api_version, kind) and all(
+                labels.get(k) == v for k, v in wanted.items()
+            ):
+                found.append(copy.deepcopy(manifest))
+        return found
+
+    def _by_plural(self, api_version: str, plural: str, name: str) -> Manifest | None:
+        for (version, kind, namespace, object_name), manifest in self.objects.items():
+            if (version, namespace, object_name) == (api_version, None, name) and (
+                kind.lower() + "s" == plural
+            ):
+                return manifest
+        return None
+
+    def patch_status(
+        self,
+        api_version: str,
+        plural: str,
+        name: str,
+        status: Manifest,
+        resource_version: str | None,
+    ) -> None:
+        self.status_patches.append((name, copy.deepcopy(status), resource_version))
+        found = self._by_plural(api_version, plural, name)
+        if found is None:
+            raise LookupError(f"{plural}/{name} not found")
+        merged = found.setdefault("status", {})
+        for key, value in status.items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = copy.deepcopy(value)
+
+    def patch_metadata(self, api_version: str, kind: str, name: str, metadata: Manifest) -> None:
+        found = self.objects[(api_version, kind, None, name)]
+        for key in ("labels", "annotations"):
+            if key in metadata:
+                found["metadata"].setdefault(key, {}).update(metadata[key])
+
+    def remove_finalizer(self, api_version: str, kind: str, name: str, finalizer: str) -> bool:
+        found = self.objects.get((api_version, kind, None, name))
+        if found is None or finalizer not in (found["metadata"].get("finalizers") or []):
+            return False
+        found["metadata"]["finalizers"].remove(finalizer)
+        if not found["metadata"]["finalizers"] and found["metadata"].get("deletionTimestamp"):
+            del self.objects[(api_version, kind, None, name)]  # nothing holds it any more
+        return True
 
     def post_through_service_proxy(
         self, path: str, body: bytes, headers: Mapping[str, str], timeout: float

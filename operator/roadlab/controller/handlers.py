@@ -10,10 +10,14 @@ from typing import Any
 import kopf
 
 from roadlab.api import naming
-from roadlab.controller import actions, checks, metrics, startup, state, ticking
+from roadlab.api.roadmap import COHORT_PLURAL, ENROLLMENT_PLURAL, ROADMAP_PLURAL
+from roadlab.controller import actions, checks, metrics, roadmap_actions, startup, state, ticking
 from roadlab.controller.settings import Settings
 
 LAB = (naming.GROUP, naming.VERSION, naming.PLURAL)
+ROADMAP = (naming.GROUP, naming.VERSION, ROADMAP_PLURAL)
+ENROLLMENT = (naming.GROUP, naming.VERSION, ENROLLMENT_PLURAL)
+COHORT = (naming.GROUP, naming.VERSION, COHORT_PLURAL)
 # Objects a Lab's guardrails consist of: a change to any of them is undone.
 GUARDED_COMPONENTS = {
     naming.COMPONENT_NAMESPACE,
@@ -102,6 +106,51 @@ async def portal_access_changed(type: str, labels: kopf.Labels, **_: Any) -> Non
     lab = state.labs.get(labels.get(naming.LABEL_LAB, ""))
     if type == "DELETED" and lab is not None:
         await asyncio.to_thread(actions.renew_portal_access, lab)
+
+
+# --- Roadmaps, Enrollments, Cohorts (controller.roadmap_actions) ------------------------------
+
+
+@kopf.on.resume(*ROADMAP)
+@kopf.on.create(*ROADMAP)
+@kopf.on.update(*ROADMAP, field="spec")
+def roadmap_changed(body: kopf.Body, **_: Any) -> None:
+    roadmap_actions.roadmap_changed(body)
+
+
+@kopf.on.resume(*ENROLLMENT)
+@kopf.on.create(*ENROLLMENT)
+@kopf.on.update(*ENROLLMENT, field="spec")
+def enrollment_changed(name: str, **_: Any) -> None:
+    roadmap_actions.enrollment_changed(name)
+
+
+@kopf.on.field(*ENROLLMENT, field=("metadata", "annotations", naming.ANNOTATION_START_REQUESTED))
+def start_requested(name: str, new: Any, **_: Any) -> None:
+    if new:
+        roadmap_actions.enrollment_changed(name)
+
+
+@kopf.on.event(*ENROLLMENT)
+async def enrollment_event(type: str, name: str, **_: Any) -> None:
+    if type == "DELETED":
+        metrics.ENROLLMENT_STATES.forget(name)
+
+
+@kopf.on.event(*LAB, labels={naming.LABEL_ENROLLMENT: kopf.PRESENT})
+async def enrolled_lab_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+    # The listing at start-up (type None) only for Labs waiting to be recorded: the
+    # Enrollments' resume passes record the rest.
+    if type is None and not body["metadata"].get("deletionTimestamp"):
+        return
+    await asyncio.to_thread(roadmap_actions.enrolled_lab_changed, type or "ADDED", body)
+
+
+@kopf.on.resume(*COHORT)
+@kopf.on.create(*COHORT)
+@kopf.on.update(*COHORT, field="spec")
+def cohort_changed(body: kopf.Body, **_: Any) -> None:
+    roadmap_actions.cohort_changed(body, enroll=True)
 
 
 def _guarded(value: str | None, **_: Any) -> bool:

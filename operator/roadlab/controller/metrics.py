@@ -74,16 +74,19 @@ PROVISIONING_SECONDS = Histogram(
 )
 
 
-class LabStates(Collector):
-    """roadlab_labs{lab, state}: how many Labs are in each state, as last reconciled."""
+class StateTally(Collector):
+    """A gauge of how many objects are in each (kind, state), as last reconciled: the
+    objects are remembered by name, so a repeat or a move from one state to another is
+    counted once. roadlab_labs{lab, state}, roadlab_enrollments{roadmap, state}."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str, documentation: str, labels: list[str]) -> None:
+        self._name, self._documentation, self._labels = name, documentation, labels
         self._lock = Lock()
         self._states: dict[str, tuple[str, str]] = {}
 
-    def set(self, name: str, lab: str, state: str) -> None:
+    def set(self, name: str, kind: str, state: str) -> None:
         with self._lock:
-            self._states[name] = (lab, state)
+            self._states[name] = (kind, state)
 
     def forget(self, name: str) -> None:
         with self._lock:
@@ -92,15 +95,13 @@ class LabStates(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         with self._lock:
             tally = Tally(self._states.values())
-        family = GaugeMetricFamily(
-            "roadlab_labs", "Labs by catalog lab and state", labels=["lab", "state"]
-        )
-        for (lab, state), count in sorted(tally.items()):
-            family.add_metric([lab, state], count)
+        family = GaugeMetricFamily(self._name, self._documentation, labels=self._labels)
+        for (kind, state), count in sorted(tally.items()):
+            family.add_metric([kind, state], count)
         yield family
 
 
-LAB_STATES = LabStates()
+LAB_STATES = StateTally("roadlab_labs", "Labs by catalog lab and state", ["lab", "state"])
 REGISTRY.register(LAB_STATES)
 
 
@@ -130,3 +131,22 @@ TIME_TO_COMPLETE_SECONDS = Histogram(
     ["lab"],
     buckets=(60, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400),
 )
+
+MILESTONES_COMPLETED = Counter(
+    "roadlab_milestones_completed",
+    "Roadmap milestones completed by enrolled learners, by roadmap and milestone",
+    ["roadmap", "milestone"],
+)
+MILESTONE_COMPLETION_SECONDS = Histogram(
+    "roadlab_milestone_completion_seconds",
+    "Time from a milestone's Lab starting to the milestone being completed",
+    ["roadmap", "milestone"],
+    buckets=(60, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 86400, 259200, 604800),
+)
+
+
+# InProgress, Completed or Invalid (the roadmap is missing or cannot be followed).
+ENROLLMENT_STATES = StateTally(
+    "roadlab_enrollments", "Enrollments by roadmap and state", ["roadmap", "state"]
+)
+REGISTRY.register(ENROLLMENT_STATES)

@@ -14,7 +14,7 @@ from typing import Any, Protocol, cast, runtime_checkable
 
 from kubernetes import client
 from kubernetes.dynamic import DynamicClient
-from kubernetes.dynamic.exceptions import ConflictError, ResourceNotFoundError
+from kubernetes.dynamic.exceptions import ConflictError, DynamicApiError, ResourceNotFoundError
 
 from roadlab.api import naming
 from roadlab.kube.client import Manifest, unless_not_found, went_through
@@ -46,6 +46,33 @@ class OperatorApi(Protocol):
     def post_through_service_proxy(
         self, path: str, body: bytes, headers: Mapping[str, str], timeout: float
     ) -> tuple[int, bytes]: ...
+
+
+@runtime_checkable
+class RoadmapApi(Protocol):
+    """The verbs the Roadmap, Enrollment and Cohort reconcilers use (KubeApi, or the fake)."""
+
+    def apply(self, manifest: Manifest) -> Manifest: ...
+    def create_if_absent(self, manifest: Manifest) -> bool: ...
+    def get(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> Manifest | None: ...
+    def list_cluster_objects(
+        self, api_version: str, kind: str, label_selector: str | None = None
+    ) -> list[Manifest]: ...
+    def patch_status(
+        self,
+        api_version: str,
+        plural: str,
+        name: str,
+        status: Manifest,
+        resource_version: str | None,
+    ) -> None: ...
+    def patch_metadata(
+        self, api_version: str, kind: str, name: str, metadata: Manifest
+    ) -> None: ...
+    def remove_finalizer(self, api_version: str, kind: str, name: str, finalizer: str) -> bool: ...
+    def secret_value(self, namespace: str, name: str, key: str) -> str | None: ...
 
 
 class KubeApi:
@@ -110,6 +137,72 @@ class KubeApi:
         resource = self.dynamic.resources.get(api_version=api_version, kind=kind)
         listing = resource.get(namespace=namespace, label_selector=label_selector).to_dict()
         return [cast(Manifest, item) for item in listing.get("items") or []]
+
+    def list_cluster_objects(
+        self, api_version: str, kind: str, label_selector: str | None = None
+    ) -> list[Manifest]:
+        """Cluster-scoped objects of a kind (or of every namespace), optionally by labels."""
+        resource = self.dynamic.resources.get(api_version=api_version, kind=kind)
+        listing = resource.get(label_selector=label_selector).to_dict()
+        return [cast(Manifest, item) for item in listing.get("items") or []]
+
+    def patch_status(
+        self,
+        api_version: str,
+        plural: str,
+        name: str,
+        status: Manifest,
+        resource_version: str | None,
+    ) -> None:
+        """Merge-patch a cluster-scoped custom object's status; with resource_version, 409 if
+        it changed meanwhile."""
+        group, version = api_version.split("/", 1)
+        body: Manifest = {"status": status}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
+        client.CustomObjectsApi(self.api_client).patch_cluster_custom_object_status(
+            group, version, plural, name, body
+        )
+
+    def patch_metadata(self, api_version: str, kind: str, name: str, metadata: Manifest) -> None:
+        """Merge-patch a cluster-scoped object's metadata (labels, annotations)."""
+        resource = self.dynamic.resources.get(api_version=api_version, kind=kind)
+        resource.patch(
+            name=name,
+            body={"metadata": metadata},
+            content_type="application/merge-patch+json",
+        )
+
+    def remove_finalizer(self, api_version: str, kind: str, name: str, finalizer: str) -> bool:
+        """Take `finalizer` off a cluster-scoped object; False when the object or the
+        finalizer is already gone. A JSON patch that tests the list first, so a finalizer
+        someone added meanwhile is never dropped with it (a 422 then: read again)."""
+        resource = self.dynamic.resources.get(api_version=api_version, kind=kind)
+        for _ in range(5):
+            found = unless_not_found(lambda: resource.get(name=name))
+            if found is None:
+                return False
+            finalizers = list(found.metadata.get("finalizers") or [])
+            if finalizer not in finalizers:
+                return False
+            patch = [
+                {"op": "test", "path": "/metadata/finalizers", "value": finalizers},
+                {
+                    "op": "replace",
+                    "path": "/metadata/finalizers",
+                    "value": [f for f in finalizers if f != finalizer],
+                },
+            ]
+            try:
+                resource.patch(name=name, body=patch, content_type="application/json-patch+json")
+            except (client.ApiException, DynamicApiError) as error:
+                if error.status in (409, 422):
+                    continue
+                if error.status == 404:
+                    return False
+                raise
+            return True
+        return False
 
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
         """Delete in the background; True if it was there."""
