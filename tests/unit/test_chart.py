@@ -407,3 +407,32 @@ def test_helm_test_pod_is_restricted_and_not_behind_the_service(render: Any) -> 
     assert f"http://roadlab-operator-metrics.{NAMESPACE}.svc:9090/metrics" in container["args"][0]
     # Were it selected, the Service would send scrapes to the test pod too.
     assert not service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+
+
+def test_builtin_roadmaps_render_with_the_chart_labels(render: Any) -> None:
+    files = {
+        path.stem: yaml.safe_load(path.read_text())
+        for path in sorted((CHART / "roadmaps").glob("*.yaml"))
+    }
+    objects = render({"commonLabels": {"team": "labs"}})
+    roadmaps = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Roadmap"}
+    assert set(roadmaps) == set(files)
+    for name, roadmap in roadmaps.items():
+        assert roadmap["apiVersion"] == naming.API_VERSION
+        assert roadmap["spec"] == files[name]["spec"]  # numbers stay numbers, order stays
+        labels = roadmap["metadata"]["labels"]
+        assert labels["app.kubernetes.io/name"] == "roadlab"
+        assert labels["team"] == "labs"
+    assert not [o for o in render({"roadmaps": {"builtin": False}}) if o["kind"] == "Roadmap"]
+
+
+def test_enrollment_policy_and_public_keys_role_render(render: Any) -> None:
+    objects = render()
+    policy = find(objects, "ValidatingAdmissionPolicy", naming.LEARNER_ENROLLMENT_POLICY)
+    condition = policy["spec"]["matchConditions"][0]["expression"]
+    assert f"system:serviceaccount:{NAMESPACE}:{naming.enrollee_name('')}" in condition
+    find(objects, "ValidatingAdmissionPolicyBinding", naming.LEARNER_ENROLLMENT_POLICY)
+    role = find(objects, "Role", naming.PUBLIC_KEYS_CONFIGMAP)
+    assert role["metadata"]["namespace"] == NAMESPACE
+    binding = find(objects, "RoleBinding", naming.PUBLIC_KEYS_CONFIGMAP)
+    assert binding["subjects"][0]["name"] == "system:authenticated"
