@@ -513,3 +513,14 @@ def test_the_fake_serves_the_roadmap_verbs() -> None:
 
     assert isinstance(FakeKubeApi(), RoadmapApi)
     assert all(hasattr(KubeApi, verb) for verb in ("list_cluster_objects", "remove_finalizer"))
+
+
+def test_a_roadmap_of_coming_milestones_is_never_completed() -> None:
+    coming = RoadmapSpec.model_validate(
+        {"title": "Later", "milestones": [{"id": "a", "title": "A"}, {"id": "b", "title": "B"}]}
+    )
+    plan = progress.plan_enrollment(inputs(roadmap=coming), sign)
+    assert plan.status.progress == "0/0" and plan.status.certificate is None
+    assert not plan.roadmap_completed_now
+    completed = next(c for c in plan.status.conditions if c.type == "Completed")
+    assert completed.status == "False"

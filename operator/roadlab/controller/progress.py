@@ -420,7 +420,8 @@ def plan_enrollment(inputs: Inputs, sign: Signer | None) -> Plan:
     required = [m for m in roadmap.milestones if not m.optional and not m.coming]
     done = {r.id for r in records if r.state == "Completed"}
     required_done = [m for m in required if m.id in done]
-    all_done = len(required_done) == len(required)
+    # A roadmap with no required lab yet (every milestone coming) has nothing to complete.
+    all_done = bool(required) and len(required_done) == len(required)
     current = next((r.id for r in records if r.state == "Running"), None) or next(
         (r.id for r in records if r.state == "Available"), None
     )
