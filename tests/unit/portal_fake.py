@@ -4,8 +4,10 @@ TestClient.
 
 The fake acts like the API server where the portal's safety depends on it: a learner
 token works for its own Lab only (403 for any other, as the per-Lab resourceNames rule
-does), a TokenRequest fails once the lab namespace is gone, and every call is recorded
-with the credentials it came with ("portal" for the portal's own ServiceAccount).
+does), and for the one Enrollment its Lab was started for (the Lab's
+roadlab.dev/enrollment label: the operator's binding of the Lab's learner), a TokenRequest
+fails once the lab namespace is gone, and every call is recorded with the credentials it
+came with ("portal" for the portal's own ServiceAccount).
 """
 
 from __future__ import annotations
@@ -183,6 +185,48 @@ class FakeLearnerApi:
         lab["metadata"].setdefault("annotations", {}).update(annotations)
         return copy.deepcopy(lab)
 
+    def _own_enrollment(self, verb: str, name: str, *args: object) -> None:
+        self.cluster.record(self.token, verb, name, *args)
+        namespace = self.cluster.learner_tokens.get(self.token, "")
+        lab = self.cluster.labs.get(namespace.removeprefix(naming.NAMESPACE_PREFIX)) or {}
+        labels = lab.get("metadata", {}).get("labels") or {}
+        if not namespace or labels.get(naming.LABEL_ENROLLMENT) != name:
+            raise FakeApiError(403, "Forbidden")
+
+    def get_enrollment(self, name: str) -> Manifest | None:
+        self._own_enrollment("get_enrollment", name)
+        if self.cluster.enrollment_error is not None:
+            raise self.cluster.enrollment_error
+        found = self.cluster.enrollments.get(name)
+        return copy.deepcopy(found) if found is not None else None
+
+    def watch_enrollment(self, name: str, timeout_seconds: int) -> Iterator[tuple[str, Manifest]]:
+        self._own_enrollment("watch_enrollment", name)
+        if self.cluster.enrollment_watch_error is not None:
+            raise self.cluster.enrollment_watch_error
+        events = self.cluster.enrollment_watch_events.pop(name, [])
+        for kind, enrollment in events:
+            yield kind, copy.deepcopy(enrollment)
+        if not events:
+            time.sleep(0.01)
+
+    def get_roadmap(self, name: str) -> Manifest | None:
+        # Any learner of an Enrollment may get (and list) Roadmaps.
+        self.cluster.record(self.token, "get_roadmap", name)
+        if self.token not in self.cluster.learner_tokens:
+            raise FakeApiError(401, "Unauthorized")
+        found = self.cluster.roadmaps.get(name)
+        return copy.deepcopy(found) if found is not None else None
+
+    def request_start(self, enrollment: str, request: str) -> Manifest:
+        self._own_enrollment("request_start", enrollment, request)
+        if self.cluster.start_error is not None:
+            raise self.cluster.start_error
+        found = self.cluster.enrollments[enrollment]
+        annotations = found["metadata"].setdefault("annotations", {})
+        annotations[naming.ANNOTATION_START_REQUESTED] = request
+        return copy.deepcopy(found)
+
     def workspace_pod(self, namespace: str) -> tuple[str, str] | None:
         self._own("workspace_pod", namespace.removeprefix(naming.NAMESPACE_PREFIX))
         phase = self.cluster.pods.get((namespace, naming.WORKSPACE_POD))
@@ -212,6 +256,12 @@ class FakeCluster:
     watch_error: Exception | None = None
     patch_error: Exception | None = None  # what patching a Lab raises (an admission refusal)
     learner_tokens: dict[str, str] = field(default_factory=dict)  # token -> its namespace
+    enrollments: dict[str, Manifest] = field(default_factory=dict)
+    roadmaps: dict[str, Manifest] = field(default_factory=dict)
+    enrollment_watch_events: dict[str, list[tuple[str, Manifest]]] = field(default_factory=dict)
+    enrollment_watch_error: Exception | None = None
+    enrollment_error: Exception | None = None  # what getting an Enrollment raises
+    start_error: Exception | None = None  # what a start request raises
     calls: list[tuple[str, str, tuple[object, ...]]] = field(default_factory=list)
     shells: list[FakeShell] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)

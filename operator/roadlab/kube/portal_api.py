@@ -18,6 +18,7 @@ from kubernetes import client, watch
 from kubernetes.stream import stream
 
 from roadlab.api import naming
+from roadlab.api.roadmap import ENROLLMENT_PLURAL, ROADMAP_PLURAL
 from roadlab.kube.client import Manifest, load_api_client, unless_not_found
 
 REQUEST_TIMEOUT = (10, 30)  # (connect, read) seconds: a page must not hang on the API
@@ -38,7 +39,8 @@ _CONNECTION_SETTINGS = (
 
 
 class LearnerClient:
-    """The Lab's verbs, as the learner: an ApiClient with only the learner's bearer token."""
+    """The Lab's verbs, as the learner: an ApiClient with only the learner's bearer token
+    (and, for a Lab started for an Enrollment, that Enrollment's and its Roadmap's)."""
 
     def __init__(self, api_client: client.ApiClient) -> None:
         self.api_client = api_client
@@ -47,23 +49,58 @@ class LearnerClient:
 
     def get_lab(self, name: str) -> Manifest | None:
         """The Lab, or None when it does not exist."""
-        found = unless_not_found(
-            lambda: self.labs.get_cluster_custom_object(
-                naming.GROUP, naming.VERSION, naming.PLURAL, name, _request_timeout=REQUEST_TIMEOUT
-            )
-        )
-        return cast(Manifest | None, found)
+        return self._get(naming.PLURAL, name)
 
     def watch_lab(self, name: str, timeout_seconds: int) -> Iterator[tuple[str, Manifest]]:
         """(event type, Lab) for the Lab now (ADDED) and at every change, until the server
         ends the watch after timeout_seconds. The learner may watch their Lab by name only:
         the collection narrowed by a field selector, which RBAC's resourceNames allows."""
+        return self._watch(naming.PLURAL, name, timeout_seconds)
+
+    def patch_lab_annotations(self, name: str, annotations: Mapping[str, str]) -> Manifest:
+        """A merge patch of metadata.annotations only (all the admission policy allows)."""
+        return self._patch_annotations(naming.PLURAL, name, annotations)
+
+    # --- the Enrollment of a Lab started for one (and its Roadmap) ---------------------------
+
+    def get_enrollment(self, name: str) -> Manifest | None:
+        """The Enrollment, or None when it does not exist (the learner may get their own)."""
+        return self._get(ENROLLMENT_PLURAL, name)
+
+    def watch_enrollment(self, name: str, timeout_seconds: int) -> Iterator[tuple[str, Manifest]]:
+        """(event type, Enrollment) now and at every change, as watch_lab does for the Lab."""
+        return self._watch(ENROLLMENT_PLURAL, name, timeout_seconds)
+
+    def get_roadmap(self, name: str) -> Manifest | None:
+        """The Roadmap (its milestones' titles), or None when it does not exist."""
+        return self._get(ROADMAP_PLURAL, name)
+
+    def request_start(self, enrollment: str, request: str) -> Manifest:
+        """Ask the operator to start a milestone: the start-requested annotation of the
+        Enrollment ("<token>" or "<token>/<milestone>"), all the admission policy allows."""
+        return self._patch_annotations(
+            ENROLLMENT_PLURAL, enrollment, {naming.ANNOTATION_START_REQUESTED: request}
+        )
+
+    # --- one cluster-scoped roadlab.dev object, by name ------------------------------------
+
+    def _get(self, plural: str, name: str) -> Manifest | None:
+        found = unless_not_found(
+            lambda: self.labs.get_cluster_custom_object(
+                naming.GROUP, naming.VERSION, plural, name, _request_timeout=REQUEST_TIMEOUT
+            )
+        )
+        return cast(Manifest | None, found)
+
+    def _watch(
+        self, plural: str, name: str, timeout_seconds: int
+    ) -> Iterator[tuple[str, Manifest]]:
         watcher = watch.Watch()  # type: ignore[no-untyped-call]
         events = watcher.stream(  # type: ignore[no-untyped-call]
             self.labs.list_cluster_custom_object,
             naming.GROUP,
             naming.VERSION,
-            naming.PLURAL,
+            plural,
             field_selector=f"metadata.name={name}",
             timeout_seconds=timeout_seconds,
             # The read timeout must outlast the server's own end of the watch.
@@ -71,22 +108,23 @@ class LearnerClient:
         )
         try:
             for event in events:
-                kind, lab = event.get("type"), event.get("raw_object")
+                kind, found = event.get("type"), event.get("raw_object")
                 if kind == "ERROR":  # e.g. 410 Gone: the caller starts a new watch
                     return
-                if isinstance(kind, str) and isinstance(lab, dict):
-                    yield kind, cast(Manifest, lab)
+                if isinstance(kind, str) and isinstance(found, dict):
+                    yield kind, cast(Manifest, found)
         finally:
             events.close()  # closes the response at once, not when garbage-collected
 
-    def patch_lab_annotations(self, name: str, annotations: Mapping[str, str]) -> Manifest:
-        """A merge patch of metadata.annotations only (all the admission policy allows)."""
+    def _patch_annotations(
+        self, plural: str, name: str, annotations: Mapping[str, str]
+    ) -> Manifest:
         return cast(
             Manifest,
             self.labs.patch_cluster_custom_object(
                 naming.GROUP,
                 naming.VERSION,
-                naming.PLURAL,
+                plural,
                 name,
                 {"metadata": {"annotations": dict(annotations)}},
                 _content_type=MERGE_PATCH,

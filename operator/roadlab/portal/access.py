@@ -128,7 +128,8 @@ class LearnerClients:
 
 
 class SignInLimiter:
-    """At most `limit` sign-in attempts a minute per key (a client address, a lab)."""
+    """At most `limit` sign-in attempts a minute per key (a client address, a lab); also
+    the limit of a Lab's start requests (key: the lab)."""
 
     WINDOW_SECONDS = 60.0
     MAX_KEYS = 10_000  # bounded memory whatever the callers make up

@@ -79,6 +79,7 @@ def portal_routes() -> list[BaseRoute]:
         Route(f"{lab}/check", routes.check_route, methods=["POST"]),
         Route(f"{lab}/extend", routes.extend_route, methods=["POST"]),
         Route(lab + "/hint/{task}", routes.hint_route, methods=["POST"]),
+        Route(f"{lab}/start", routes.start_route, methods=["POST"]),
         WebSocketRoute(f"{lab}/terminal", terminal),
         Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]

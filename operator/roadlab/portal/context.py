@@ -51,6 +51,7 @@ class Portal:
     access: AccessTokens = field(init=False)
     learners: LearnerClients = field(init=False)
     sign_ins: SignInLimiter = field(init=False)
+    start_requests: SignInLimiter = field(init=False)  # the same limit, per Lab
     _catalog: dict[str, LabDefinition] | None = field(init=False, default=None)
     _open: Counter[tuple[str, str]] = field(init=False, default_factory=Counter)
     _open_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
@@ -71,6 +72,7 @@ class Portal:
             self.now,
         )
         self.sign_ins = SignInLimiter(settings.sign_ins_per_minute, self.monotonic)
+        self.start_requests = SignInLimiter(settings.start_requests_per_minute, self.monotonic)
 
     @contextmanager
     def open_slot(self, kind: str, lab: str, most: int) -> Iterator[bool]:

@@ -37,7 +37,9 @@ def lab_page(
     csrf: str,
     guide: str,
     status: dict[str, Any],
+    roadmap: dict[str, Any] | None = None,
 ) -> HTMLResponse:
+    """The lab page; `roadmap` (roadmap_view's JSON) for a Lab started for an Enrollment."""
     template = _ENV.get_template("lab.html")
     return HTMLResponse(
         template.render(
@@ -48,6 +50,7 @@ def lab_page(
             csrf=csrf,
             guide=Markup(guide),  # sanitized by guide_html.markdown_to_safe_html
             status=status,
+            roadmap=roadmap,
             terminal_assets=terminal_assets_present(),
         )
     )

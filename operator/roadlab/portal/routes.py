@@ -1,6 +1,8 @@
 """The portal's HTTP routes. Every route but sign-in and /healthz needs a session for the
 Lab in its path (else 404, whatever the Lab: nothing tells whether another Lab exists),
-and every POST the session's CSRF token in X-CSRF-Token (else 403)."""
+and every POST the session's CSRF token in X-CSRF-Token (else 403). Everything is done
+with the Lab's learner token: the Lab, and for a Lab started for an Enrollment (its
+roadlab.dev/enrollment label), that Enrollment and its Roadmap."""
 
 from __future__ import annotations
 
@@ -25,11 +27,14 @@ from roadlab.api import naming
 from roadlab.api.durations import DurationError, parse_duration
 from roadlab.api.extensions import MIN_EXTENSION, format_request
 from roadlab.api.lab import MAX_TTL
+from roadlab.api.roadmap import format_start_request, parse_start_request
 from roadlab.portal.access import fingerprint
-from roadlab.portal.context import Portal
+from roadlab.portal.context import LearnerCallError, Portal
 from roadlab.portal.guide_html import guide_html
 from roadlab.portal.live import status_events
 from roadlab.portal.pages import lab_page, message_page
+from roadlab.portal.ports import LearnerApi, Manifest
+from roadlab.portal.roadmap_view import enrollment_of, roadmap_of, roadmap_view
 from roadlab.portal.sessions import COOKIE_NAME, Session
 from roadlab.portal.status_view import expires_at, is_expired, status_view, task_hint
 
@@ -150,6 +155,7 @@ async def lab_page_route(request: Request) -> Response:
     session, lab = current
     definition = portal.definition(lab)
     guide = await run_in_threadpool(guide_html, lab, definition, portal.settings.catalog_dir)
+    status = status_view(lab, definition, portal.now())
     return lab_page(
         title=definition.title if definition is not None else session.lab,
         lab=session.lab,
@@ -157,8 +163,35 @@ async def lab_page_route(request: Request) -> Response:
         namespace=naming.namespace_for(session.lab),
         csrf=session.csrf,
         guide=guide,
-        status=status_view(lab, definition, portal.now()),
+        status=status,
+        roadmap=await _roadmap_panel(portal, session.lab, lab, status["completed"]),
     )
+
+
+def _enrollment_and_roadmap(api: LearnerApi, name: str) -> tuple[Manifest | None, Manifest | None]:
+    enrollment = api.get_enrollment(name)
+    return enrollment, roadmap_of(api, enrollment) if enrollment is not None else None
+
+
+async def _roadmap_panel(
+    portal: Portal, lab_name: str, lab: Manifest, completed: bool
+) -> dict[str, Any] | None:
+    """The roadmap panel's JSON, for a Lab started for an Enrollment (else None, and no
+    Enrollment is asked for). A failed read shows a line in the panel, not a broken page."""
+    enrollment = enrollment_of(lab)
+    if enrollment is None:
+        return None
+    try:
+        found, roadmap = await portal.as_learner(
+            lab_name, lambda api: _enrollment_and_roadmap(api, enrollment)
+        )
+    except LearnerCallError as error:
+        log.warning("lab %s: cannot read enrollment %s: %s", lab_name, enrollment, error)
+        problem = f"Your roadmap cannot be shown now ({error}). Reload the page in a moment."
+        return roadmap_view(
+            enrollment, None, None, lab=lab, lab_completed=completed, problem=problem
+        )
+    return roadmap_view(enrollment, found, roadmap, lab=lab, lab_completed=completed)
 
 
 async def status_route(request: Request) -> Response:
@@ -238,3 +271,40 @@ async def hint_route(request: Request) -> Response:
     if hint is None:
         return JSONResponse({"error": "no such task"}, status_code=404)
     return JSONResponse({"hint": hint})
+
+
+async def start_route(request: Request) -> Response:
+    """POST /labs/<lab>/start: ask the operator to start the next milestone of the Lab's
+    Enrollment (or {"milestone": id}: that one), as the learner. The answer comes in the
+    Enrollment's status.lastStart, under the token returned here (the `roadmap` events)."""
+    session = await _posting_session(request)
+    if isinstance(session, Response):
+        return session
+    portal = _portal(request)
+    if not portal.start_requests.allow(f"lab:{session.lab}"):
+        log.info("lab %s: too many start requests", session.lab)
+        refused = JSONResponse({"error": "too many start requests: wait a minute"}, 429)
+        refused.headers["Retry-After"] = "60"
+        return refused
+    try:
+        body = json.loads(await request.body() or b"{}")
+        if not isinstance(body, dict):
+            raise ValueError("not a JSON object")
+        milestone = body.get("milestone")
+        if milestone is not None and not isinstance(milestone, str):
+            raise ValueError("the milestone is an id")
+    except ValueError as error:
+        return JSONResponse({"error": f'give {{}} or {{"milestone": "id"}}: {error}'}, 400)
+    token = new_request_token(portal.now())
+    value = format_start_request(token, milestone or None)
+    if parse_start_request(value) is None:
+        return JSONResponse({"error": f"{milestone!r} is not a milestone id"}, status_code=400)
+    lab = await portal.as_learner(session.lab, lambda api: api.get_lab(session.lab))
+    if lab is None:
+        return not_found(request)
+    enrollment = enrollment_of(lab)
+    if enrollment is None:
+        return JSONResponse({"error": "this lab is not part of a roadmap"}, status_code=404)
+    await portal.as_learner(session.lab, lambda api: api.request_start(enrollment, value))
+    log.info("lab %s: start requested in enrollment %s (%s)", session.lab, enrollment, value)
+    return JSONResponse({"token": token}, status_code=202)

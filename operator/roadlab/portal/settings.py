@@ -25,6 +25,7 @@ class PortalSettings:
     access_cache_seconds: float = 10.0
     longest_session_seconds: float = 12 * 3600.0
     sign_ins_per_minute: int = 10  # per client address, and per lab
+    start_requests_per_minute: int = 5  # per lab: "Start next milestone" (each starts a Lab)
     learner_token_seconds: int = 3600
     renew_learner_token_seconds: float = 600.0  # renewed when less than this is left
     watch_seconds: int = 30  # one watch request (a closed page frees its thread by then)

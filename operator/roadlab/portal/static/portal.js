@@ -1,5 +1,6 @@
 // Roadlab learner portal: live tasks (Server-Sent Events), Check, Extend, hints, the
-// guide's code buttons and the terminal (xterm.js over a WebSocket). Plain JavaScript.
+// roadmap panel (a Lab started for an Enrollment) and its Start button, the guide's code
+// buttons and the terminal (xterm.js over a WebSocket). Plain JavaScript.
 (function () {
   "use strict";
 
@@ -13,6 +14,8 @@
   let deadline = null; // Date.now() when the time runs out, from the server's secondsLeft
   let pendingCheck = null;
   let pendingExtension = null;
+  let pendingStart = null; // the token of a start request not answered yet
+  let roadmap = null; // the latest roadmap panel JSON (a `roadmap` event)
   let terminal = null;
   let socket = null;
 
@@ -128,10 +131,61 @@
     $("extend").disabled = false;
   }
 
+  // --- the roadmap ---------------------------------------------------------------------------
+  function textSpan(className, text) {
+    const span = document.createElement("span");
+    span.className = className;
+    span.textContent = text;
+    return span;
+  }
+
+  function milestoneItem(milestone) {
+    const item = document.createElement("li");
+    item.className =
+      "milestone ms-" + String(milestone.state).toLowerCase() + (milestone.here ? " here" : "");
+    item.dataset.milestone = milestone.id;
+    if (milestone.here) item.setAttribute("aria-current", "step");
+    const mark = textSpan("milestone-mark", milestone.mark);
+    mark.setAttribute("aria-hidden", "true");
+    item.append(
+      mark,
+      textSpan("milestone-title", milestone.title),
+      textSpan("milestone-words", milestone.words)
+    );
+    return item;
+  }
+
+  function renderRoadmap(view) {
+    if (!$("roadmap")) return;
+    roadmap = view;
+    $("roadmap-title").textContent = view.title;
+    $("roadmap-progress").textContent = view.progressText;
+    const problem = $("roadmap-problem");
+    problem.textContent = view.problem;
+    problem.hidden = !view.problem;
+    $("roadmap-milestones").replaceChildren(...view.milestones.map(milestoneItem));
+    $("start-next").hidden = !view.canStartNext;
+    showStart(view.lastStart);
+  }
+
+  function showStart(last) {
+    if (pendingStart === null || !last || last.token !== pendingStart) return;
+    const line = $("start-state");
+    line.replaceChildren(last.text);
+    if (last.command) {
+      const command = document.createElement("code");
+      command.textContent = last.command;
+      line.append(" ", command, ".");
+    }
+    pendingStart = null;
+    $("start-next").disabled = false;
+  }
+
   function follow() {
     const events = new EventSource(base + "/events");
     let ended = false;
     events.addEventListener("status", (event) => render(JSON.parse(event.data)));
+    events.addEventListener("roadmap", (event) => renderRoadmap(JSON.parse(event.data)));
     // An EventSource gives up for good on an error answer (a 502 while the API server is
     // briefly out of reach): follow again a moment later, unless the lab has ended.
     events.onerror = () => {
@@ -175,6 +229,23 @@
         $("check-state").textContent = "More time could not be asked for: " + error.message;
       });
   });
+
+  if ($("start-next")) {
+    $("start-next").addEventListener("click", () => {
+      $("start-next").disabled = true;
+      $("start-state").textContent = "Asking for the next milestone…";
+      post("/start")
+        .then((answer) => {
+          pendingStart = answer.token;
+          $("start-state").textContent = "Asked for the next milestone: waiting for the answer…";
+          if (roadmap) showStart(roadmap.lastStart); // answered before this reply came
+        })
+        .catch((error) => {
+          $("start-next").disabled = false;
+          $("start-state").textContent = "The next milestone could not be asked for: " + error.message;
+        });
+    });
+  }
 
   $("tasks").addEventListener("click", (event) => {
     const button = event.target.closest(".hint-button");
