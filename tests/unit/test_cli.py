@@ -151,6 +151,17 @@ class FakeApi:
         # (none left: a stream that ends at once, as a server's watch timeout ends it).
         self.watches: list[list[Manifest] | Exception] = []
         self.watch_calls: list[tuple[str, int]] = []
+        # Roadmaps, Enrollments, Cohorts and ConfigMaps ((namespace, name) -> data).
+        self.roadmaps: dict[str, Manifest] = {}
+        self.enrollments: dict[str, Manifest] = {}
+        self.cohorts: dict[str, Manifest] = {}
+        self.config_maps: dict[tuple[str, str], dict[str, str]] = {}
+        # Successive answers of get_enrollment per name (the last one repeats), for waits.
+        self.enrollment_script: dict[str, list[Manifest | None]] = {}
+        self.enrollment_patches: list[tuple[str, Manifest]] = []
+        self.after_enrollment_patch: Callable[[str], None] | None = None
+        self.enrollment_selectors: list[str | None] = []
+        self.applied: list[Manifest] = []
 
     def _maybe_fail(self) -> None:
         if self.fail_with is not None:
@@ -213,6 +224,67 @@ class FakeApi:
 
     def kubeconfig_cluster(self) -> Manifest:
         return {"server": "https://10.200.0.1:6443", "certificate-authority-data": "Q0EK"}
+
+    def config_map_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        self._maybe_fail()
+        found = self.config_maps.get((namespace, name))
+        return dict(found) if found is not None else None
+
+    def get_roadmap(self, name: str) -> Manifest | None:
+        self._maybe_fail()
+        return copy.deepcopy(self.roadmaps.get(name))
+
+    def list_roadmaps(self) -> list[Manifest]:
+        self._maybe_fail()
+        return [copy.deepcopy(roadmap) for roadmap in self.roadmaps.values()]
+
+    def get_enrollment(self, name: str) -> Manifest | None:
+        self._maybe_fail()
+        answers = self.enrollment_script.get(name)
+        if answers:
+            return answers.pop(0) if len(answers) > 1 else answers[0]
+        return copy.deepcopy(self.enrollments.get(name))
+
+    def list_enrollments(self, label_selector: str | None = None) -> list[Manifest]:
+        self._maybe_fail()
+        self.enrollment_selectors.append(label_selector)
+        found = list(self.enrollments.values())
+        if label_selector is not None:
+            key, _, value = label_selector.partition("=")
+            found = [e for e in found if (e["metadata"].get("labels") or {}).get(key) == value]
+        return [copy.deepcopy(enrollment) for enrollment in found]
+
+    def create_enrollment(self, manifest: Manifest) -> Manifest:
+        self._maybe_fail()
+        name = manifest["metadata"]["name"]
+        if name in self.enrollments:
+            raise api_error(409, f'enrollments.roadlab.dev "{name}" already exists')
+        self.created.append(copy.deepcopy(manifest))
+        stored = copy.deepcopy(manifest)
+        stored["metadata"]["creationTimestamp"] = ts(timedelta(0))
+        self.enrollments[name] = stored
+        return copy.deepcopy(stored)
+
+    def patch_enrollment(self, name: str, patch: Manifest) -> Manifest:
+        self._maybe_fail()
+        if name not in self.enrollments:
+            raise api_error(404, f'enrollments.roadlab.dev "{name}" not found')
+        self.enrollment_patches.append((name, copy.deepcopy(patch)))
+        annotations = self.enrollments[name]["metadata"].setdefault("annotations", {})
+        annotations.update(patch["metadata"]["annotations"])
+        if self.after_enrollment_patch is not None:
+            self.after_enrollment_patch(name)
+        return copy.deepcopy(self.enrollments[name])
+
+    def list_cohorts(self) -> list[Manifest]:
+        self._maybe_fail()
+        return [copy.deepcopy(cohort) for cohort in self.cohorts.values()]
+
+    def apply_cohort(self, manifest: Manifest) -> Manifest:
+        self._maybe_fail()
+        self.applied.append(copy.deepcopy(manifest))
+        self.cohorts[manifest["metadata"]["name"]] = copy.deepcopy(manifest)
+        return copy.deepcopy(manifest)
 
 
 class Utf8Out(io.StringIO):

@@ -27,6 +27,7 @@ from roadlab.api.roadmap import (
 from roadlab.catalog.loader import load_catalog
 from roadlab.catalog.roadmaps import definition_sha256, roadmap_problems
 from roadlab.controller import enrollments, progress
+from roadlab.kube.operator_api import KubeApi, RoadmapApi
 
 NOW = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
 KEY = certs.new_private_key_pem()
@@ -509,8 +510,6 @@ def test_an_orphan_lab_is_let_go() -> None:
 
 
 def test_the_fake_serves_the_roadmap_verbs() -> None:
-    from roadlab.kube.operator_api import KubeApi, RoadmapApi
-
     assert isinstance(FakeKubeApi(), RoadmapApi)
     assert all(hasattr(KubeApi, verb) for verb in ("list_cluster_objects", "remove_finalizer"))
 

@@ -1,5 +1,6 @@
 """What every part of kubectl lab shares: exit codes, the error that ends a command,
-the API calls it makes (`LabApi`) and how API and connection errors read."""
+the API calls it makes (`LabApi`: Labs, and the Roadmaps, Enrollments and Cohorts of
+roadlab.api.roadmap) and how API and connection errors read."""
 
 from __future__ import annotations
 
@@ -38,12 +39,22 @@ OUTPUT_FORMATS = ("text", "json", "yaml", "name", "wide")
 STRUCTURED_OUTPUTS = frozenset({"json", "yaml"})
 LAB_OUTPUTS = ("text", "json", "yaml", "name")
 DOCUMENT_OUTPUTS = ("text", "json", "yaml")
+# The verbs with a -o of their own (not among OUTPUT_FORMATS): "table" is their text.
+ROADMAP_OUTPUTS = ("table", "json", "yaml")
+REPORT_OUTPUTS = ("table", "csv", "json", "junit")
 
 # Metavars of the arguments that roadlab.cli.completion completes (it goes by these).
 LAB_METAVAR = "LAB"  # a Lab in the cluster
 LAB_ID_METAVAR = "LAB_ID"  # a catalog lab
 TASK_METAVAR = "TASK"  # a task of the Lab given before it
 FILE_METAVAR = "FILE"
+PEM_METAVAR = "PEMFILE"  # a file too
+FILE_METAVARS = frozenset({FILE_METAVAR, PEM_METAVAR})
+ROADMAP_METAVAR = "ROADMAP"  # a Roadmap in the cluster
+ENROLLMENT_METAVAR = "ENROLLMENT"  # an Enrollment in the cluster
+MILESTONE_METAVAR = "MILESTONE"  # a milestone of the Enrollment in view
+COHORT_METAVAR = "COHORT"  # a Cohort in the cluster
+LEARNER_METAVAR = "LEARNER"  # nothing to complete
 CONTEXT_METAVAR = "CONTEXT"  # a kubeconfig context
 DURATION_METAVAR = "DURATION"  # nothing to complete
 
@@ -84,6 +95,25 @@ class LabApi(Protocol):
     def kubeconfig_cluster(self) -> Manifest: ...
 
     def secret_value(self, namespace: str, name: str, key: str) -> str | None: ...
+
+    def config_map_data(self, namespace: str, name: str) -> dict[str, str] | None: ...
+
+    # Roadmaps, Enrollments and Cohorts (cluster-scoped, like Labs).
+    def get_roadmap(self, name: str) -> Manifest | None: ...
+
+    def list_roadmaps(self) -> list[Manifest]: ...
+
+    def get_enrollment(self, name: str) -> Manifest | None: ...
+
+    def list_enrollments(self, label_selector: str | None = None) -> list[Manifest]: ...
+
+    def create_enrollment(self, manifest: Manifest) -> Manifest: ...
+
+    def patch_enrollment(self, name: str, patch: Manifest) -> Manifest: ...
+
+    def list_cohorts(self) -> list[Manifest]: ...
+
+    def apply_cohort(self, manifest: Manifest) -> Manifest: ...
 
 
 def api_error_message(status: int | None, body: str | None, lab: str | None) -> tuple[str, int]:

@@ -9,11 +9,14 @@ Two ways in:
   candidate per line ("candidate<TAB>description"), then ":<directive>" (kubectl_complete).
 
 Either way argcomplete walks the parser (commands, flags, -o choices) and asks
-`candidates` for the arguments it cannot know: Labs in the cluster, catalog labs, tasks
-and kubeconfig contexts. The cluster is asked with a short deadline; a failure or a slow
-server completes nothing rather than hang the shell or print errors into it. With a
-learner's kubeconfig, which may not list Labs, the Lab its context names stands in for
-the list, and `hint <TAB>` also offers that Lab's tasks (`hint TASK` needs no lab name).
+`candidates` for the arguments it cannot know: Labs, Roadmaps, Enrollments and Cohorts in
+the cluster, catalog labs, tasks, milestones and kubeconfig contexts. The cluster is asked
+with a short deadline; a failure or a slow server completes nothing rather than hang the
+shell or print errors into it. With a learner's kubeconfig, which may not list Labs, the
+Lab its context names stands in for the list, and `hint <TAB>` also offers that Lab's tasks
+(`hint TASK` needs no lab name); with an enrolled learner's, which may not list
+Enrollments, the Enrollment its context names stands in for theirs, and its milestones are
+offered to `next` and `certificate`.
 """
 
 from __future__ import annotations
@@ -56,6 +59,10 @@ def _no_lab(parsed_args: argparse.Namespace) -> str | None:
     return None
 
 
+def _no_objects(parsed_args: argparse.Namespace) -> Sequence[Manifest]:
+    return []
+
+
 @dataclass(frozen=True)
 class CompletionSources:
     """Where the candidates come from; each is called only when its kind is completed."""
@@ -65,6 +72,11 @@ class CompletionSources:
     contexts: Callable[[argparse.Namespace], Sequence[str]]
     # The Lab the kubeconfig's context names (a learner's), if any.
     kubeconfig_lab: Callable[[argparse.Namespace], str | None] = _no_lab
+    roadmaps: Callable[[argparse.Namespace], Sequence[Manifest]] = _no_objects
+    enrollments: Callable[[argparse.Namespace], Sequence[Manifest]] = _no_objects
+    cohorts: Callable[[argparse.Namespace], Sequence[Manifest]] = _no_objects
+    # The Enrollment the kubeconfig's context names (an enrolled learner's), if any.
+    kubeconfig_enrollment: Callable[[argparse.Namespace], str | None] = _no_lab
 
 
 def _lab_description(lab: Mapping[str, Any]) -> str:
@@ -94,12 +106,43 @@ def _tasks_of(
     return task_candidates(lab, sources.catalog() if lab is not None else {})
 
 
+def _enrollment_description(enrollment: Mapping[str, Any]) -> str:
+    spec = enrollment.get("spec") or {}
+    progress = (enrollment.get("status") or {}).get("progress")
+    about = f"{spec.get('learner', common.NO_VALUE)} on {spec.get('roadmap', common.NO_VALUE)}"
+    return f"{about} ({progress})" if progress else about
+
+
+def _cohort_description(cohort: Mapping[str, Any]) -> str:
+    spec = cohort.get("spec") or {}
+    count = len(spec.get("learners") or [])
+    return f"{count} learners on {spec.get('roadmap', common.NO_VALUE)}"
+
+
+def milestone_candidates(
+    parsed_args: argparse.Namespace, sources: CompletionSources
+) -> dict[str, str]:
+    """The milestones (with their state) of the Enrollment in view: --enrollment, else the
+    kubeconfig's."""
+    name = getattr(parsed_args, "enrollment", None) or sources.kubeconfig_enrollment(parsed_args)
+    if not name:
+        return {}
+    enrollment = next(
+        (e for e in sources.enrollments(parsed_args) if output.lab_name(e) == name), None
+    )
+    records = ((enrollment or {}).get("status") or {}).get("milestones") or []
+    return {str(r.get("id")): str(r.get("state") or "") for r in records if isinstance(r, dict)}
+
+
 def candidates(
     metavar: str | None, prefix: str, parsed_args: argparse.Namespace, sources: CompletionSources
 ) -> dict[str, str]:
     """Candidates (with descriptions) for one argument, known by its metavar in the parser."""
     found: dict[str, str] = {}
-    if metavar == common.LAB_METAVAR:
+    objects = _roadmap_candidates(metavar, parsed_args, sources)
+    if objects is not None:
+        found = objects
+    elif metavar == common.LAB_METAVAR:
         found = {output.lab_name(lab): _lab_description(lab) for lab in sources.labs(parsed_args)}
         if getattr(parsed_args, "command", None) == "hint":  # `hint TASK`: the kubeconfig's lab
             found |= _tasks_of(sources.kubeconfig_lab(parsed_args), parsed_args, sources)
@@ -110,6 +153,26 @@ def candidates(
     elif metavar == common.CONTEXT_METAVAR:
         found = dict.fromkeys(sources.contexts(parsed_args), "")
     return {key: found[key] for key in sorted(found) if key and key.startswith(prefix)}
+
+
+def _roadmap_candidates(
+    metavar: str | None, parsed_args: argparse.Namespace, sources: CompletionSources
+) -> dict[str, str] | None:
+    """Candidates for the roadmap verbs' arguments; None for a metavar of another kind."""
+    if metavar == common.ROADMAP_METAVAR:
+        return {
+            output.lab_name(r): str((r.get("spec") or {}).get("title") or "")
+            for r in sources.roadmaps(parsed_args)
+        }
+    if metavar == common.ENROLLMENT_METAVAR:
+        return {
+            output.lab_name(e): _enrollment_description(e) for e in sources.enrollments(parsed_args)
+        }
+    if metavar == common.COHORT_METAVAR:
+        return {output.lab_name(c): _cohort_description(c) for c in sources.cohorts(parsed_args)}
+    if metavar == common.MILESTONE_METAVAR:
+        return milestone_candidates(parsed_args, sources)
+    return None
 
 
 class ArgumentCompleter(BaseCompleter):
@@ -129,7 +192,7 @@ class ArgumentCompleter(BaseCompleter):
         parsed_args: argparse.Namespace,
     ) -> Iterable[str] | Mapping[str, str]:
         metavar = action.metavar if isinstance(action.metavar, str) else None
-        if metavar == common.FILE_METAVAR:
+        if metavar in common.FILE_METAVARS:
             self.wants_files = True
             return FilesCompleter()(prefix=prefix) if self.list_files else []
         return candidates(metavar, prefix, parsed_args, self.sources)
@@ -241,6 +304,41 @@ def app_sources(app: session.App, deadline: float = CLUSTER_DEADLINE_SECONDS) ->
             labs_by_target[target] = within_deadline(deadline, lambda: listed_labs(parsed_args), [])
         return labs_by_target[target]
 
+    def own_enrollment(parsed_args: argparse.Namespace) -> str | None:
+        return kubeconfig_lab.find_kubeconfig_lab(
+            getattr(parsed_args, "kubeconfig", None),
+            getattr(parsed_args, "context", None),
+            app.env,
+        ).enrollment
+
+    def listed_enrollments(parsed_args: argparse.Namespace) -> list[Manifest]:
+        try:
+            return app.api.list_enrollments()
+        except ApiException as error:
+            own = own_enrollment(parsed_args)
+            if error.status != 403 or own is None:
+                raise
+            enrollment = app.api.get_enrollment(own)  # an enrolled learner may get theirs
+            return [enrollment] if enrollment is not None else []
+
+    objects_by_target: dict[tuple[str, str | None, str | None], Sequence[Manifest]] = {}
+
+    def cached(
+        kind: str, listed: Callable[[argparse.Namespace], Sequence[Manifest]]
+    ) -> Callable[[argparse.Namespace], Sequence[Manifest]]:
+        def objects(parsed_args: argparse.Namespace) -> Sequence[Manifest]:
+            kubeconfig = getattr(parsed_args, "kubeconfig", None)
+            context = getattr(parsed_args, "context", None)
+            key = (kind, kubeconfig, context)
+            if key not in objects_by_target:
+                app.kubeconfig, app.context = kubeconfig, context
+                objects_by_target[key] = within_deadline(
+                    deadline, lambda: list(listed(parsed_args)), []
+                )
+            return objects_by_target[key]
+
+        return objects
+
     def catalog() -> Mapping[str, LabDefinition]:
         try:
             return app.catalog()
@@ -256,7 +354,16 @@ def app_sources(app: session.App, deadline: float = CLUSTER_DEADLINE_SECONDS) ->
 
         return within_deadline(deadline, listed, [])
 
-    return CompletionSources(labs=labs, catalog=catalog, contexts=contexts, kubeconfig_lab=own_lab)
+    return CompletionSources(
+        labs=labs,
+        catalog=catalog,
+        contexts=contexts,
+        kubeconfig_lab=own_lab,
+        roadmaps=cached("roadmaps", lambda _: app.api.list_roadmaps()),
+        enrollments=cached("enrollments", listed_enrollments),
+        cohorts=cached("cohorts", lambda _: app.api.list_cohorts()),
+        kubeconfig_enrollment=own_enrollment,
+    )
 
 
 def _quiet_app() -> session.App:

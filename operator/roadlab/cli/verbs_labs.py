@@ -1,4 +1,5 @@
-"""Verbs on Labs in the cluster: start, list, status, kubeconfig, delete."""
+"""Verbs on Labs in the cluster: start, list, status, kubeconfig (also an enrolled
+learner's, for a whole roadmap: `kubeconfig --enrollment`), delete."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from roadlab.cli.common import (
     CliError,
     Manifest,
 )
-from roadlab.cli.kubeconfig_lab import context_extension, lab_argument
+from roadlab.cli.kubeconfig_lab import context_extension, enrollment_extension, lab_argument
 from roadlab.cli.output import (
     clean_lab,
     condition_is_true,
@@ -67,12 +68,31 @@ def build_kubeconfig(name: str, namespace: str, cluster: Mapping[str, Any], toke
         "namespace": namespace,
         "extensions": [context_extension(name)],
     }
+    return _kubeconfig_document(entry, user, context, cluster, token)
+
+
+def build_enrollment_kubeconfig(
+    enrollment: str, cluster: Mapping[str, Any], token: str
+) -> Manifest:
+    """A kubeconfig for an enrolled learner's ServiceAccount (naming.enrollee_name): their
+    Enrollment and its Labs. Its context names the Enrollment (an extension), so that
+    `kubectl lab roadmap`, `next` and `certificate` need no name; no default namespace
+    (each milestone's Lab has its own)."""
+    entry = f"roadlab-enrollment-{enrollment}"
+    user = naming.enrollee_name(enrollment)
+    context = {"cluster": entry, "user": user, "extensions": [enrollment_extension(enrollment)]}
+    return _kubeconfig_document(entry, user, context, cluster, token)
+
+
+def _kubeconfig_document(
+    entry: str, user: str, context: Mapping[str, Any], cluster: Mapping[str, Any], token: str
+) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": entry, "cluster": dict(cluster)}],
         "users": [{"name": user, "user": {"token": token}}],
-        "contexts": [{"name": entry, "context": context}],
+        "contexts": [{"name": entry, "context": dict(context)}],
         "current-context": entry,
         "preferences": {},
     }
@@ -161,6 +181,16 @@ def cmd_status(app: App, args: argparse.Namespace) -> int:
 
 
 def cmd_kubeconfig(app: App, args: argparse.Namespace) -> int:
+    enrollment: str | None = getattr(args, "enrollment", None)
+    if enrollment is not None and args.name:
+        raise CliError("kubeconfig: give a lab or --enrollment, not both", EXIT_USAGE)
+    if enrollment is not None:
+        return _enrollment_kubeconfig(app, args, enrollment)
+    if not args.name:
+        raise CliError(
+            "kubeconfig: give a lab name (or --enrollment NAME for an enrolled learner)",
+            EXIT_USAGE,
+        )
     duration: timedelta = args.duration
     lab = app.get_lab(args.name)
     status = lab_status(lab)
@@ -177,25 +207,59 @@ def cmd_kubeconfig(app: App, args: argparse.Namespace) -> int:
         raise CliError(f"lab {args.name}: {error.message}") from error
     if seconds != int(duration.total_seconds()):
         app.note(f"note: token lifetime set to {format_duration(timedelta(seconds=seconds))}")
-    try:
-        token, expiry = app.api.create_service_account_token(
-            namespace, naming.LEARNER_SERVICE_ACCOUNT, seconds
-        )
-    except RuntimeError as error:
-        raise CliError(str(error)) from error
-    except ApiException as error:
-        if error.status == 404:
-            raise CliError(
-                f"service account {naming.LEARNER_SERVICE_ACCOUNT} not found in namespace "
-                f"{namespace}",
-                EXIT_NOT_FOUND,
-            ) from error
-        raise
+    token, expiry = service_account_token(app, namespace, naming.LEARNER_SERVICE_ACCOUNT, seconds)
     document = build_kubeconfig(args.name, namespace, app.api.kubeconfig_cluster(), token)
     app.print(to_json(document) if app.output == "json" else to_yaml(document))
     if expiry:
         app.note(f"token for {naming.LEARNER_SERVICE_ACCOUNT} in {namespace} expires at {expiry}")
     return EXIT_OK
+
+
+def _enrollment_kubeconfig(app: App, args: argparse.Namespace, enrollment: str) -> int:
+    if not naming.is_dns1123_label(enrollment):
+        raise CliError(f"{enrollment!r} is not an Enrollment name", EXIT_USAGE)
+    if app.api.get_enrollment(enrollment) is None:
+        raise CliError(f"enrollment {enrollment} not found", EXIT_NOT_FOUND)
+    namespace: str = args.operator_namespace
+    account = naming.enrollee_name(enrollment)
+    seconds = token_lifetime(args.duration, None, app.now())
+    if seconds != int(args.duration.total_seconds()):
+        app.note(f"note: token lifetime set to {format_duration(timedelta(seconds=seconds))}")
+    token, expiry = service_account_token(
+        app,
+        namespace,
+        account,
+        seconds,
+        missing=" (the operator makes it for each Enrollment: is it running, and installed "
+        "there? see --operator-namespace)",
+    )
+    document = build_enrollment_kubeconfig(enrollment, app.api.kubeconfig_cluster(), token)
+    app.print(to_json(document) if app.output == "json" else to_yaml(document))
+    if expiry:
+        app.note(f"token for {account} in {namespace} expires at {expiry}")
+    app.note(
+        "with it the learner runs: kubectl lab roadmap, kubectl lab next, "
+        "kubectl lab certificate (no names needed)"
+    )
+    return EXIT_OK
+
+
+def service_account_token(
+    app: App, namespace: str, account: str, seconds: int, missing: str = ""
+) -> tuple[str, str | None]:
+    """A TokenRequest token for the ServiceAccount: (token, expiry); a missing account is
+    CliError (exit 3), `missing` says why it may be."""
+    try:
+        return app.api.create_service_account_token(namespace, account, seconds)
+    except RuntimeError as error:
+        raise CliError(str(error)) from error
+    except ApiException as error:
+        if error.status == 404:
+            raise CliError(
+                f"service account {account} not found in namespace {namespace}{missing}",
+                EXIT_NOT_FOUND,
+            ) from error
+        raise
 
 
 def cmd_delete(app: App, args: argparse.Namespace) -> int:

@@ -1,5 +1,6 @@
-"""The CLI's Lab client: Labs through the typed custom-objects API (no discovery round
-trips), learner tokens, and the caller's cluster coordinates, for `kubectl lab`."""
+"""The CLI's Lab client: Labs, Roadmaps, Enrollments and Cohorts through the typed
+custom-objects API (no discovery round trips), learner tokens, the published public keys,
+and the caller's cluster coordinates, for `kubectl lab`."""
 
 from __future__ import annotations
 
@@ -10,7 +11,13 @@ from typing import Any, cast
 from kubernetes import client, config, watch
 
 from roadlab.api import naming
+from roadlab.api.roadmap import COHORT_PLURAL, ENROLLMENT_PLURAL, ROADMAP_PLURAL
 from roadlab.kube.client import Manifest, unless_not_found, went_through
+
+# Server-side apply (`kubectl lab cohort`): the CLI owns the fields it sets, and a second run
+# with fewer learners takes the others off the list.
+APPLY_PATCH = "application/apply-patch+yaml"
+FIELD_MANAGER = "kubectl-lab"
 
 
 class LabClient:
@@ -124,6 +131,103 @@ class LabClient:
                 _request_timeout=self.CLI_REQUEST_TIMEOUT,
             )
         )
+
+    # --- Roadmaps, Enrollments, Cohorts (cluster-scoped custom objects) ---------------------
+
+    def _get_object(self, plural: str, name: str) -> Manifest | None:
+        found = unless_not_found(
+            lambda: self._labs().get_cluster_custom_object(
+                naming.GROUP,
+                naming.VERSION,
+                plural,
+                name,
+                _request_timeout=self.CLI_REQUEST_TIMEOUT,
+            )
+        )
+        return cast(Manifest | None, found)
+
+    def _list_objects(self, plural: str, label_selector: str | None = None) -> list[Manifest]:
+        listing = self._labs().list_cluster_custom_object(
+            naming.GROUP,
+            naming.VERSION,
+            plural,
+            label_selector=label_selector,
+            _request_timeout=self.CLI_REQUEST_TIMEOUT,
+        )
+        return cast(list[Manifest], listing.get("items") or [])
+
+    def get_roadmap(self, name: str) -> Manifest | None:
+        """The Roadmap, or None when it does not exist."""
+        return self._get_object(ROADMAP_PLURAL, name)
+
+    def list_roadmaps(self) -> list[Manifest]:
+        return self._list_objects(ROADMAP_PLURAL)
+
+    def get_enrollment(self, name: str) -> Manifest | None:
+        """The Enrollment, or None when it does not exist."""
+        return self._get_object(ENROLLMENT_PLURAL, name)
+
+    def list_enrollments(self, label_selector: str | None = None) -> list[Manifest]:
+        """Every Enrollment, or those matching a label selector (a Cohort's)."""
+        return self._list_objects(ENROLLMENT_PLURAL, label_selector)
+
+    def create_enrollment(self, manifest: Manifest) -> Manifest:
+        """Create an Enrollment (ApiException 409 when the name is taken)."""
+        return cast(
+            Manifest,
+            self._labs().create_cluster_custom_object(
+                naming.GROUP,
+                naming.VERSION,
+                ENROLLMENT_PLURAL,
+                manifest,
+                _request_timeout=self.CLI_REQUEST_TIMEOUT,
+            ),
+        )
+
+    def patch_enrollment(self, name: str, patch: Manifest) -> Manifest:
+        """Merge-patch an Enrollment, e.g. to set the start-requested annotation."""
+        return cast(
+            Manifest,
+            self._labs().patch_cluster_custom_object(
+                naming.GROUP,
+                naming.VERSION,
+                ENROLLMENT_PLURAL,
+                name,
+                patch,
+                _request_timeout=self.CLI_REQUEST_TIMEOUT,
+            ),
+        )
+
+    def list_cohorts(self) -> list[Manifest]:
+        return self._list_objects(COHORT_PLURAL)
+
+    def apply_cohort(self, manifest: Manifest) -> Manifest:
+        """Create or update a Cohort by server-side apply (as FIELD_MANAGER, forcing)."""
+        return cast(
+            Manifest,
+            self._labs().patch_cluster_custom_object(
+                naming.GROUP,
+                naming.VERSION,
+                COHORT_PLURAL,
+                manifest["metadata"]["name"],
+                manifest,
+                field_manager=FIELD_MANAGER,
+                force=True,
+                _content_type=APPLY_PATCH,
+                _request_timeout=self.CLI_REQUEST_TIMEOUT,
+            ),
+        )
+
+    def config_map_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A ConfigMap's data (e.g. the certificates' public keys); None when it is absent."""
+        found = unless_not_found(
+            lambda: self.core.read_namespaced_config_map(
+                name, namespace, _request_timeout=self.CLI_REQUEST_TIMEOUT
+            )
+        )
+        return dict(found.data or {}) if found is not None else None
+
+    # --- the learner's credentials and the cluster ------------------------------------------
 
     def create_service_account_token(
         self, namespace: str, service_account: str, expiration_seconds: int
