@@ -69,6 +69,10 @@ bench-scale: ## 200 Labs at once, then 1,000 held: latency, RSS, CPU, API reques
 bench-portal: ## The portal under load: 200 open pages (live status), 20 busy terminals
 	$(PYTHON) bench/portal.py
 
+.PHONY: bench-roadmaps
+bench-roadmaps: ## A cohort of 200 enrolled at once; 50 learners asking for their next milestone
+	$(PYTHON) bench/roadmaps.py
+
 .PHONY: bench-leaks
 bench-leaks: ## 100 create/validate/delete cycles: leftovers and operator memory
 	$(PYTHON) bench/leaks.py

@@ -41,8 +41,13 @@ def install_crd_and_prereqs(kubeconfig: str) -> None:
     # --force-conflicts: the fields may be held by another manager (Helm's, when `make demo`
     # installed the chart on this cluster before); this suite's copy is the one it tests.
     apply = ("apply", "--server-side", "--force-conflicts")
-    run(*kubectl, *apply, "-f", str(REPO / "crds" / "lab.yaml"))
-    run(*kubectl, "wait", "--for=condition=Established", "crd/labs.roadlab.dev", "--timeout=60s")
+    for crd in ("lab", "roadmap", "enrollment", "cohort"):
+        run(*kubectl, *apply, "-f", str(REPO / "crds" / f"{crd}.yaml"))
+    run(
+        *kubectl, "wait", "--for=condition=Established", "--timeout=60s",
+        "crd/labs.roadlab.dev", "crd/roadmaps.roadlab.dev", "crd/enrollments.roadlab.dev",
+        "crd/cohorts.roadlab.dev",
+    )  # fmt: skip
     namespace = run(
         *kubectl, "create", "namespace", OPERATOR_NAMESPACE, "--dry-run=client", "-o", "yaml"
     )
