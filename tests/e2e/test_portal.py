@@ -15,6 +15,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 import requests
@@ -24,6 +25,8 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
+
+from roadlab.api import naming
 
 from .operator_fixtures import (
     OPERATOR_NAMESPACE,
@@ -257,3 +260,78 @@ def test_a_revoked_link_is_refused_and_a_new_one_works(
     assert new.headers["location"].endswith(f"/labs/{lab}")
     cookie = new.headers.get("set-cookie", "")
     assert "httponly" in cookie.lower() and "samesite=strict" in cookie.lower()
+
+
+def test_an_enrolled_learner_sees_the_roadmap_and_starts_the_next_milestone(
+    portal: str, browser: WebDriver, api: client.ApiClient, operator: OperatorProcess
+) -> None:
+    custom = client.CustomObjectsApi(api)
+    roadmap, enrollment = unique("pmap"), unique("penr")
+    hostile = '<img src=x onerror="document.title=1">'
+    objects = [
+        ("roadmaps", "Roadmap", roadmap, {
+            "title": "Portal path",
+            "milestones": [
+                {"id": "first", "title": "Scale and answer", "lab": "smoke"},
+                {"id": "second", "title": hostile, "lab": "smoke", "requires": ["first"]},
+            ],
+        }),
+        ("enrollments", "Enrollment", enrollment, {"roadmap": roadmap, "learner": "alice"}),
+    ]  # fmt: skip
+    for plural, kind, name, spec in objects:
+        custom.create_cluster_custom_object("roadlab.dev", "v1alpha1", plural, {
+            "apiVersion": "roadlab.dev/v1alpha1", "kind": kind, "metadata": {"name": name},
+            "spec": spec,
+        })  # fmt: skip
+    lab = naming.milestone_lab_name(enrollment, "first")
+    try:
+        # The instructor starts the first milestone (the learner would run `kubectl lab next`).
+        wait_until(
+            lambda: custom.patch_cluster_custom_object(
+                "roadlab.dev", "v1alpha1", "enrollments", enrollment,
+                {"metadata": {"annotations": {naming.ANNOTATION_START_REQUESTED: "portal-1"}}},
+            ) and _lab_exists(custom, lab),
+            "the first milestone's Lab", timeout=60,
+        )  # fmt: skip
+        wait_until(lambda: workspace_running(api, lab), "its workspace pod", timeout=240)
+        browser.get(portal_link(lab, portal))
+        wait = WebDriverWait(browser, 60)
+        wait.until(lambda d: "Scale and answer" in d.find_element(By.ID, "roadmap").text)
+        panel = browser.find_element(By.ID, "roadmap")
+        assert "Portal path" in panel.text and "locked" in panel.text.lower()
+        assert hostile in panel.text  # shown as text, never as an element
+        assert panel.find_elements(By.TAG_NAME, "img") == []
+        assert browser.find_element(By.ID, "start-next").is_displayed() is False
+
+        wait.until(lambda d: d.find_element(By.ID, "terminal-state").text == "connected")
+        wait.until(lambda d: "learner@workspace" in terminal_text(d))
+        type_in_terminal(browser, "kubectl create configmap answer --from-literal=answer=42\n")
+        type_in_terminal(browser, "kubectl scale deployment web --replicas=2\n")
+        wait.until(lambda d: "deployment.apps/web scaled" in terminal_text(d))
+        browser.find_element(By.ID, "check").click()
+        wait.until(lambda d: d.find_element(By.ID, "start-next").is_displayed())
+        assert "✓" in browser.find_element(By.ID, "roadmap-milestones").text
+        browser.find_element(By.ID, "start-next").click()
+        wait.until(lambda d: "starting" in d.find_element(By.ID, "start-state").text)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        assert browser.save_screenshot(str(ARTIFACTS / "portal-roadmap.png"))
+        found = custom.get_cluster_custom_object(
+            "roadlab.dev", "v1alpha1", "enrollments", enrollment
+        )
+        status = cast(dict[str, Any], found)["status"]
+        states = {m["id"]: m["state"] for m in status["milestones"]}
+        assert states == {"first": "Completed", "second": "Running"}, states
+        assert browser.title != "1"  # the hostile title's handler never ran
+    finally:
+        for plural, _, name, _ in reversed(objects):
+            custom.delete_cluster_custom_object("roadlab.dev", "v1alpha1", plural, name)
+
+
+def _lab_exists(custom: client.CustomObjectsApi, name: str) -> bool:
+    try:
+        custom.get_cluster_custom_object("roadlab.dev", "v1alpha1", "labs", name)
+    except client.ApiException as error:
+        if error.status == 404:
+            return False
+        raise
+    return True
