@@ -11,14 +11,12 @@ import base64
 import csv
 import io
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -28,6 +26,7 @@ from kubernetes import client
 from roadlab.api import naming
 
 from .operator_fixtures import REPO, Labs, OperatorProcess
+from .test_learner import Learner
 from .test_operator import unique
 from .waiting import wait_until
 
@@ -107,28 +106,6 @@ def two_milestones(name: str, objects: Objects) -> None:
     )  # fmt: skip
 
 
-@dataclass
-class Learner:
-    kubeconfig: Path
-
-    def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
-        return {**env, "KUBECONFIG": str(self.kubeconfig), "HOME": str(self.kubeconfig.parent)}
-
-    def lab_cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "roadlab.cli", *args],
-            capture_output=True, text=True, env=self.env(), cwd=REPO, timeout=timeout,
-            check=False,
-        )  # fmt: skip
-
-    def kubectl(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["kubectl", *args],
-            input=stdin, capture_output=True, text=True, env=self.env(), timeout=60, check=False,
-        )  # fmt: skip
-
-
 def enrollee(enrollment: str, directory: Path) -> Learner:
     """The enrolled learner's kubeconfig, as the instructor hands it out."""
     done = subprocess.run(
@@ -138,7 +115,7 @@ def enrollee(enrollment: str, directory: Path) -> Learner:
     assert done.returncode == 0, done.stderr
     path = directory / "enrollee.kubeconfig"
     path.write_text(done.stdout)
-    return Learner(path)
+    return Learner(path, lab="")  # no lab of its own: its Enrollment's
 
 
 def solve_smoke(learner: Learner, lab: str) -> None:

@@ -153,20 +153,34 @@ def wait_for(
     what: str,
 ) -> tuple[WaitStep, Manifest | None]:
     """Poll the Lab until decide() says done; CliError(exit 4) after timeout seconds."""
+    return poll_until(
+        app, name, lambda: app.api.get_lab(name), decide, timeout, f"lab {name} {what}"
+    )
+
+
+def poll_until(  # noqa: PLR0917 - wait_for's, for any object
+    app: App,
+    name: str,
+    fetch: Callable[[], Manifest | None],
+    decide: Callable[[Manifest | None], WaitStep],
+    timeout: float,
+    what: str,
+) -> tuple[WaitStep, Manifest | None]:
+    """Poll fetch() until decide() says done, with a progress line; CliError(exit 4) after
+    timeout seconds, saying what was awaited."""
     progress = Progress(app.err, name)
     start = app.monotonic()
     try:
         while True:
-            lab = app.api.get_lab(name)
-            step = decide(lab)
+            found = fetch()
+            step = decide(found)
             if step.done:
-                return step, lab
+                return step, found
             elapsed = app.monotonic() - start
             if elapsed >= timeout:
                 last = f" (last: {step.reason}: {step.message})" if step.reason else ""
                 raise CliError(
-                    f"timed out after {int(timeout)}s waiting for lab {name} {what}{last}",
-                    EXIT_TIMEOUT,
+                    f"timed out after {int(timeout)}s waiting for {what}{last}", EXIT_TIMEOUT
                 )
             progress.update(elapsed, step.reason, step.message)
             # Until the next poll (never past the deadline), keep a spinner turning.

@@ -44,9 +44,7 @@ from roadlab.cli.common import (
     EXIT_FAILURE,
     EXIT_NOT_FOUND,
     EXIT_OK,
-    EXIT_TIMEOUT,
     EXIT_USAGE,
-    POLL_SECONDS,
     CliError,
     Manifest,
 )
@@ -69,7 +67,7 @@ from roadlab.cli.roadmap_view import (
     start_patch,
     start_wait_step,
 )
-from roadlab.cli.session import App, Progress
+from roadlab.cli.session import App, poll_until
 from roadlab.cli.waiting import WaitStep, new_extension_token
 
 LEARNER_RULE = (
@@ -230,31 +228,11 @@ def wait_for_enrollment(
     timeout: float,
     what: str,
 ) -> tuple[WaitStep, Manifest | None]:
-    """Poll the Enrollment until decide() says done; CliError(exit 4) after timeout
-    seconds (session.wait_for, for an Enrollment)."""
-    progress = Progress(app.err, name)
-    start = app.monotonic()
-    try:
-        while True:
-            enrollment = app.api.get_enrollment(name)
-            step = decide(enrollment)
-            if step.done:
-                return step, enrollment
-            elapsed = app.monotonic() - start
-            if elapsed >= timeout:
-                last = f" (last: {step.reason}: {step.message})" if step.reason else ""
-                raise CliError(
-                    f"timed out after {int(timeout)}s waiting for enrollment {name} {what}{last}",
-                    EXIT_TIMEOUT,
-                )
-            progress.update(elapsed, step.reason, step.message)
-            wake = min(app.monotonic() + POLL_SECONDS, start + timeout)
-            while (current := app.monotonic()) < wake:
-                app.sleep(min(progress.interval, wake - current))
-                if app.monotonic() < wake:
-                    progress.update(app.monotonic() - start, step.reason, step.message)
-    finally:
-        progress.close()
+    """Poll the Enrollment until decide() says done (session.wait_for, for an Enrollment)."""
+    return poll_until(
+        app, name, lambda: app.api.get_enrollment(name), decide, timeout,
+        f"enrollment {name} {what}",
+    )  # fmt: skip
 
 
 def cmd_next(app: App, args: argparse.Namespace) -> int:
