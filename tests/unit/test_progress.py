@@ -54,14 +54,22 @@ def two_step(**second: Any) -> RoadmapSpec:
     )
 
 
-def lab(name: str, *, completed: bool = False, deleting: bool = False) -> progress.LabView:
+def lab(
+    name: str, *, completed: bool = False, deleting: bool = False, expired: bool = False
+) -> progress.LabView:
     conditions = [
         {
             "type": "Completed",
             "status": "True" if completed else "False",
             "reason": "AllTasksPassed" if completed else "TasksPending",
             "lastTransitionTime": "2026-12-02T07:30:00Z",
-        }
+        },
+        {
+            "type": "Expired",
+            "status": "True" if expired else "False",
+            "reason": "Expired" if expired else "WithinTTL",
+            "lastTransitionTime": "2026-12-02T07:30:00Z",
+        },
     ]
     status = LabStatus.model_validate(
         {
@@ -276,7 +284,7 @@ def test_a_lab_ended_unfinished_makes_the_milestone_available_again() -> None:
     )
     record = ended.status.record("first")
     assert record is not None and record.state == "Available"
-    assert "ended before it was completed (attempt 1)" in record.message
+    assert "before it was completed (attempt 1)" in record.message
     assert ended.release == ["alice-path-first"]
     assert any(h.reason == "MilestoneEnded" for h in ended.happenings)
 
@@ -523,3 +531,33 @@ def test_a_roadmap_of_coming_milestones_is_never_completed() -> None:
     assert not plan.roadmap_completed_now
     completed = next(c for c in plan.status.conditions if c.type == "Completed")
     assert completed.status == "False"
+
+
+def test_an_expired_unfinished_lab_is_deleted_and_its_milestone_free_again() -> None:
+    running = progress.plan_enrollment(inputs(labs={"first": lab("alice-path-first")}), sign).status
+    expired = progress.plan_enrollment(
+        inputs(
+            status=running,
+            labs={"first": lab("alice-path-first", expired=True)},
+            request=ParsedStart("t2", None),
+        ),
+        sign,
+    )
+    record = expired.status.record("first")
+    assert record is not None and record.state == "Available" and "expired" in record.message
+    assert expired.delete == ["alice-path-first"] and expired.start is None
+    assert expired.status.last_start is not None
+    assert "still being removed" in expired.status.last_start.message
+    # Gone: asked again, the same name is used for the second attempt.
+    again = progress.plan_enrollment(
+        inputs(status=expired.status, request=ParsedStart("t3", None)), sign
+    )
+    assert again.start is not None
+    assert again.start.manifest["metadata"]["name"] == "alice-path-first"
+    retried = again.status.record("first")
+    assert retried is not None and retried.attempts == 2
+    # Expired after completing: it counts as completed, and is not deleted by the operator.
+    done = progress.plan_enrollment(
+        inputs(labs={"first": lab("alice-path-first", completed=True, expired=True)}), sign
+    )
+    assert states(done)["first"] == "Completed" and done.delete == []

@@ -289,35 +289,8 @@ def _reconcile(  # noqa: PLR0917 - gathered inputs of one pass
     outcome = EnrollmentOutcome(plan=plan, body=body)
     if roadmap_body is not None and roadmap is not None and not problems:
         # Rights first: the learner can follow their new Lab as soon as it exists.
-        lab_names = [lab.name for lab in labs.values() if not lab.deleting]
-        if plan.start is not None:
-            lab_names.append(plan.start.manifest["metadata"]["name"])
-        # The lab namespaces that exist (a Lab just created has none yet; its provisioning
-        # brings another pass).
-        namespaces = tuple(
-            sorted(
-                lab.status.namespace
-                for lab in labs.values()
-                if lab.status.namespace and not lab.deleting
-            )
-        )
-        rights = (metadata["uid"], spec.learner, tuple(sorted(set(lab_names))), namespaces)
-        if _rights_applied.get(name) != rights:
-            for manifest in enrollee.enrollee_objects(
-                name, metadata["uid"], spec.learner, lab_names, operator_namespace
-            ):
-                api.apply(manifest)
-            for namespace in namespaces:
-                try:
-                    api.apply(
-                        enrollee.lab_role_binding(
-                            name, metadata["uid"], namespace, operator_namespace
-                        )
-                    )
-                except (ApiException, DynamicApiError) as error:
-                    if error.status not in (403, 404):  # a namespace going or gone
-                        raise
-            _rights_applied[name] = rights
+        started = plan.start.manifest["metadata"]["name"] if plan.start is not None else None
+        _apply_rights(api, name, metadata["uid"], spec.learner, labs, started, operator_namespace)
         if plan.start is not None:
             outcome.lab_started = api.create_if_absent(plan.start.manifest)
     labels = metadata.get("labels") or {}
@@ -342,6 +315,8 @@ def _reconcile(  # noqa: PLR0917 - gathered inputs of one pass
         if error.status == 409:
             raise ConflictError(f"enrollment {name} changed meanwhile") from error
         raise
+    for lab_name in plan.delete:
+        api.delete(naming.API_VERSION, naming.KIND, lab_name)
     # Only now that the status holds their result may the Labs go.
     for lab_name in plan.release:
         api.remove_finalizer(
@@ -349,6 +324,40 @@ def _reconcile(  # noqa: PLR0917 - gathered inputs of one pass
         )
         outcome.released.append(lab_name)
     return outcome
+
+
+def _apply_rights(  # noqa: PLR0917 - the pass's own helper
+    api: RoadmapApi,
+    name: str,
+    uid: str,
+    learner: str,
+    labs: Mapping[str, progress.LabView],
+    started: str | None,
+    operator_namespace: str,
+) -> None:
+    """The enrollee's ServiceAccount, ClusterRole and binding, and a RoleBinding in each
+    lab namespace that exists (a Lab just created has none yet: its provisioning brings
+    another pass). Applied only when they change, or once after a restart."""
+    lab_names = [lab.name for lab in labs.values() if not lab.deleting]
+    if started is not None:
+        lab_names.append(started)
+    namespaces = tuple(
+        sorted(
+            lab.status.namespace for lab in labs.values() if lab.status.namespace and not lab.ended
+        )
+    )
+    rights = (uid, learner, tuple(sorted(set(lab_names))), namespaces)
+    if _rights_applied.get(name) == rights:
+        return
+    for manifest in enrollee.enrollee_objects(name, uid, learner, lab_names, operator_namespace):
+        api.apply(manifest)
+    for namespace in namespaces:
+        try:
+            api.apply(enrollee.lab_role_binding(name, uid, namespace, operator_namespace))
+        except (ApiException, DynamicApiError) as error:
+            if error.status not in (403, 404):  # a namespace going or gone
+                raise
+    _rights_applied[name] = rights
 
 
 def _status_patch(status: EnrollmentStatus) -> dict[str, Any]:

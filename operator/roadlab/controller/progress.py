@@ -59,6 +59,11 @@ class LabView:
     def completed(self) -> bool:
         return cond.is_true(self.status.conditions, cond.COMPLETED)
 
+    @property
+    def ended(self) -> bool:
+        """Going, or expired (an expired Lab stays, without its namespace, until deleted)."""
+        return self.deleting or cond.is_true(self.status.conditions, cond.EXPIRED)
+
 
 def lab_view(lab: Mapping[str, Any]) -> LabView:
     metadata = lab["metadata"]
@@ -109,6 +114,8 @@ class Plan:
     status: EnrollmentStatus
     start: LabToStart | None = None
     release: list[str] = field(default_factory=list)  # Labs whose finalizer may go
+    # Expired Labs not completed: deleted, so that the milestone's Lab name is free again.
+    delete: list[str] = field(default_factory=list)
     happenings: list[Happening] = field(default_factory=list)
     completed_now: list[MilestoneRecord] = field(default_factory=list)
     roadmap_completed_now: bool = False
@@ -158,7 +165,10 @@ def _waiting_record(
     attempts = previous.attempts if previous else 0
     message = ""
     if previous is not None and previous.state == "Running":
-        message = f"lab {previous.lab} ended before it was completed (attempt {attempts})"
+        message = (
+            f"lab {previous.lab} ended (deleted or expired) before it was completed "
+            f"(attempt {attempts})"
+        )
     elif previous is not None:
         message = previous.message if previous.state == "Available" else ""
     if milestone.coming:
@@ -200,7 +210,7 @@ def _records(inputs: Inputs, plan: Plan) -> list[MilestoneRecord]:
             plan.happenings.append(
                 Happening("MilestoneCompleted", f"{milestone.id} completed in lab {lab.name}")
             )
-        elif lab is not None and not lab.deleting:
+        elif lab is not None and not lab.ended:
             was_running = previous is not None and previous.state == "Running"
             record = MilestoneRecord(
                 id=milestone.id,
@@ -213,6 +223,8 @@ def _records(inputs: Inputs, plan: Plan) -> list[MilestoneRecord]:
             )
         else:
             record = _waiting_record(milestone, previous, done)
+            if lab is not None and not lab.deleting:
+                plan.delete.append(lab.name)  # expired unfinished
             if previous is not None and previous.state == "Running":
                 plan.happenings.append(Happening("MilestoneEnded", record.message, warning=True))
         if record.state == "Completed":
@@ -251,6 +263,12 @@ def _refusal(
                 return f"no milestone can start yet: {', '.join(locked)} locked"
             return "every milestone with a lab is completed"
         milestone = required_first[0]
+    gone = inputs.labs.get(milestone.id)
+    if gone is not None and gone.ended:
+        return (
+            f"the previous lab {gone.name} of milestone {milestone.id!r} is still being "
+            "removed: ask again in a moment"
+        )
     if running is not None:
         if running.id == milestone.id:
             return f"milestone {running.id!r} is already running in lab {running.lab}"
