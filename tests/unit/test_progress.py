@@ -429,6 +429,15 @@ def test_a_pass_starts_the_lab_with_rights_first_then_records_and_releases() -> 
     assert enrollments.ensure_signing_key(api, "roadlab-system") == key  # made once
     public = api.get("v1", "ConfigMap", naming.PUBLIC_KEYS_CONFIGMAP, "roadlab-system")
     assert public is not None and list(public["data"].values()) == [certs.public_key_pem(key)]
+    # The key's Secret deleted: a new key, and the old one still published.
+    del api.objects[("v1", "Secret", "roadlab-system", naming.SIGNING_KEY_SECRET)]
+    newer = enrollments.ensure_signing_key(api, "roadlab-system")
+    republished = api.get("v1", "ConfigMap", naming.PUBLIC_KEYS_CONFIGMAP, "roadlab-system")
+    assert republished is not None and newer != key
+    assert sorted(republished["data"].values()) == sorted(
+        [certs.public_key_pem(key), certs.public_key_pem(newer)]
+    )
+    key = newer
 
     outcome = enrollments.reconcile_enrollment(
         api, CATALOG, "alice-path", NOW, "roadlab-system", key

@@ -89,6 +89,10 @@ def ensure_signing_key(api: RoadmapApi, namespace: str) -> str:
         if private is None:
             raise RuntimeError(f"the signing key Secret {naming.SIGNING_KEY_SECRET} has no key")
     public = certs.public_key_pem(private)
+    # Earlier keys stay published: a certificate signed before a new key was made (its
+    # Secret deleted) must still verify.
+    published = api.get("v1", "ConfigMap", naming.PUBLIC_KEYS_CONFIGMAP, namespace) or {}
+    keys = {**(published.get("data") or {}), f"{certs.key_id(public)}.pem": public}
     api.apply(
         {
             "apiVersion": "v1",
@@ -102,7 +106,7 @@ def ensure_signing_key(api: RoadmapApi, namespace: str) -> str:
                     "(kubectl lab verify); each key is <key id>.pem"
                 },
             },
-            "data": {f"{certs.key_id(public)}.pem": public},
+            "data": keys,
         }
     )
     return private
