@@ -51,6 +51,17 @@ class NameResolutionError(ProbeHttpError):
     """The URL's host name does not resolve."""
 
 
+# A Service's endpoints reach every node's proxy rules a moment after a pod ends: right after
+# a rollout (the learner's `kubectl rollout restart`), a connection may still go to the pod
+# that is shutting down and be refused. A refused connection is tried again that long.
+REFUSED_RETRY_SECONDS = 3.0
+REFUSED_RETRY_INTERVAL = 0.5
+
+
+class ConnectionRefusedProbeError(ProbeHttpError):
+    """Nothing accepted the connection."""
+
+
 def http_request(
     method: str,
     url: str,
@@ -88,7 +99,9 @@ def http_request(
             f"host {parts.hostname} does not resolve (no such Service?): {exc.strerror or exc}"
         ) from exc
     except ConnectionRefusedError as exc:
-        raise ProbeHttpError("connection refused (nothing listens on that port)") from exc
+        raise ConnectionRefusedProbeError(
+            "connection refused (nothing listens on that port)"
+        ) from exc
     except TimeoutError as exc:
         raise ProbeHttpError(f"no response within {timeout:g} s") from exc
     except (OSError, http.client.HTTPException) as exc:
@@ -166,9 +179,14 @@ class KubeProbeContext(HttpContextMixin):
         timeout: float = 10,
     ) -> HttpResponse:
         give_up = time.monotonic() + NEW_SERVICE_DNS_WAIT_SECONDS
+        refused_until = time.monotonic() + REFUSED_RETRY_SECONDS
         while True:
             try:
                 return http_request(method, url, body=body, headers=headers, timeout=timeout)
+            except ConnectionRefusedProbeError:
+                if time.monotonic() + REFUSED_RETRY_INTERVAL > refused_until:
+                    raise
+                time.sleep(REFUSED_RETRY_INTERVAL)
             except NameResolutionError:
                 service = lab_service_name(url, self.namespace)
                 if (
