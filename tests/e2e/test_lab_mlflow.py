@@ -45,7 +45,8 @@ def image_on_node(image: str) -> bool:
     nodes = json.loads(kubectl("get", "nodes", "-o", "json").stdout)["items"]
     for node in nodes:
         images = node.get("status", {}).get("images") or []
-        if len(images) >= 50 or any(image in entry.get("names", []) for entry in images):
+        # An image whose tag moved to a newer build is listed with names: null.
+        if len(images) >= 50 or any(image in (entry.get("names") or []) for entry in images):
             return True
     return False
 
