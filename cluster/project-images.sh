@@ -10,6 +10,7 @@ WEB_IMAGE=localhost/roadlab/web:0.1.0
 OPERATOR_IMAGE=localhost/roadlab/operator:0.1.0
 TRITON_IMAGE=localhost/roadlab/triton:0.1.0
 MLFLOW_IMAGE=localhost/roadlab/mlflow:0.1.0
+MODEL_API_IMAGE=localhost/roadlab/model-api:0.1.0
 TOOLBOX_IMAGE=localhost/roadlab/toolbox:0.1.0
 
 # go_binary_context SRC_DIR BINARY: a build context with the static binary beside the Dockerfile.
@@ -108,6 +109,10 @@ main() {
     load "$image" "$ctx" Dockerfile "${args[@]}"
     rm -rf "$ctx"
   done
+  # The model-api lab's FastAPI + onnxruntime service (its model is made at build time).
+  ctx=$(dir_context "$REPO_DIR/images/model-api")
+  IMAGE_BUILD_EXPECTED="1-3 min" load "$MODEL_API_IMAGE" "$ctx" Dockerfile "${args[@]}"
+  rm -rf "$ctx"
   ctx=$(toolbox_context)
   IMAGE_BUILD_EXPECTED="1-3 min" load "$TOOLBOX_IMAGE" "$ctx" Dockerfile "${args[@]}"
   rm -rf "$ctx"

@@ -90,7 +90,8 @@ def test_load_catalog_errors(tmp_path: Path) -> None:
         ({"solution": "solution/none.sh"}, "solution 'solution/none.sh' does not exist"),
         (
             {"tasks": [{"id": "t1", "title": "T1", "check": {"probe": "nope"}}]},
-            r"lab 'demo', task 't1': check: unknown probe 'nope' \(known: http, kserve_v2, ",
+            r"lab 'demo', task 't1': check: unknown probe 'nope' "
+            r"\(known: http, http_latency, kserve_v2, ",
         ),
         (
             {

@@ -93,7 +93,7 @@ def test_guide_context_merges_the_lab_over_the_defaults(
     }
 
 
-@pytest.mark.parametrize("lab_id", ["hpa", "istio", "mlflow", "smoke", "triton"])
+@pytest.mark.parametrize("lab_id", ["hpa", "istio", "mlflow", "model-api", "smoke", "triton"])
 def test_every_placeholder_of_every_guide_fills_in(
     lab_id: str, repo_catalog: dict[str, LabDefinition]
 ) -> None:

@@ -107,11 +107,11 @@ def test_the_commands(catalog: dict[str, LabDefinition]) -> None:
 
 def test_catalog_labs_for_start_and_catalog(catalog: dict[str, LabDefinition]) -> None:
     found, directive, sources = complete(["start", ""], catalog)
-    assert list(found) == ["hpa", "istio", "mlflow", "smoke", "triton"]
+    assert list(found) == ["hpa", "istio", "mlflow", "model-api", "smoke", "triton"]
     assert found["smoke"] == "Smoke test"
     assert directive == completion.DIRECTIVE_NO_FILE_COMP
     assert sources.lab_requests == []
-    assert list(complete(["start", "--learner", "bob", "m"], catalog)[0]) == ["mlflow"]
+    assert list(complete(["start", "--learner", "bob", "m"], catalog)[0]) == ["mlflow", "model-api"]
     assert list(complete(["catalog", "-o", "yaml", "i"], catalog)[0]) == ["istio"]
     assert complete(["start", "smoke", ""], catalog)[0] == {}  # one catalog lab per start
 

@@ -16,6 +16,7 @@ from roadlab.probes.base import CheckResult, ProbeArgs, show
 def test_registry_names() -> None:
     assert sorted(PROBES) == [
         "http",
+        "http_latency",
         "kserve_v2",
         "load_then_assert",
         "mlflow",
@@ -45,7 +46,9 @@ def test_validate_check_accepts_the_real_catalog(catalog: dict[str, LabDefinitio
 
 
 def test_validate_check_unknown_probe() -> None:
-    with pytest.raises(ValueError, match=r"^unknown probe 'resources' \(known: http, kserve_v2, "):
+    with pytest.raises(
+        ValueError, match=r"^unknown probe 'resources' \(known: http, http_latency, kserve_v2, "
+    ):
         validate_check("resources", {})
 
 

@@ -37,8 +37,10 @@ def is_recheck(token: str) -> bool:
 
 
 JobPhase = Literal["Running", "Succeeded", "Failed", "TimedOut"]
-# Probes that take longer than a request should (a load test of an autoscaler: minutes).
-LONG_PROBES = frozenset({"load_then_assert"})
+# Probes that take longer than a request should (a load test of an autoscaler: minutes), or
+# that generate load (http_latency: up to 1000 threads) which the warm checker, shared by
+# every lab, should not carry: they run in a Job of their own.
+LONG_PROBES = frozenset({"load_then_assert", "http_latency"})
 TOKEN_ANNOTATION = f"{naming.GROUP}/check-token"
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"  # set on a Job's pods by the Job controller
 WARM_JOB = "warm"  # lastCheck.job of a run made by the warm checker

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from roadlab.probes import (
+    http_latency,
     http_probe,
     kserve_v2,
     load_then_assert,
@@ -52,6 +53,7 @@ PROBES: dict[str, Probe[Any]] = {
         rollout.PROBE,
         pods_ready.PROBE,
         http_probe.PROBE,
+        http_latency.PROBE,
         kserve_v2.PROBE,
         mlflow.PROBE,
         pod_metrics.PROBE,
