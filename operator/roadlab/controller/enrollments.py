@@ -37,6 +37,7 @@ from roadlab.api.roadmap import (
     RoadmapStatus,
     parse_start_request,
 )
+from roadlab.catalog.loader import format_validation_error
 from roadlab.catalog.roadmaps import definition_sha256, roadmap_problems
 from roadlab.catalog.schema import LabDefinition
 from roadlab.controller import enrollee, progress
@@ -126,7 +127,7 @@ def _parse_roadmap(body: Mapping[str, Any]) -> tuple[RoadmapSpec | None, list[st
     try:
         return RoadmapSpec.model_validate(body.get("spec") or {}), []
     except ValidationError as error:
-        return None, [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()]
+        return None, [format_validation_error(error)]
 
 
 def roadmap_view(
@@ -183,18 +184,14 @@ class EnrollmentOutcome:
     released: list[str] = field(default_factory=list)
 
 
-def _digests(catalog: Mapping[str, LabDefinition]) -> dict[str, str]:
-    return {lab_id: definition_sha256(d) for lab_id, d in catalog.items()}
-
-
+# The catalog is loaded once per process, so its digests are taken once too.
 _digest_cache: dict[int, dict[str, str]] = {}
 
 
 def definition_digests(catalog: Mapping[str, LabDefinition]) -> dict[str, str]:
-    # The catalog is loaded once per process: its digests too.
     key = id(catalog)
     if key not in _digest_cache:
-        _digest_cache[key] = _digests(catalog)
+        _digest_cache[key] = {lab_id: definition_sha256(d) for lab_id, d in catalog.items()}
     return _digest_cache[key]
 
 
@@ -241,9 +238,7 @@ def _reconcile(  # noqa: PLR0917 - gathered inputs of one pass
         spec = EnrollmentSpec.model_validate(body.get("spec") or {})
         status = EnrollmentStatus.model_validate(body.get("status") or {})
     except ValidationError as error:
-        message = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
-        )
+        message = format_validation_error(error)
         conditions = cond.set_condition(
             [], cond.READY, cond.FALSE, REASON_INVALID_SPEC, message, now, generation
         )
@@ -443,7 +438,7 @@ def reconcile_cohort(
     try:
         spec = CohortSpec.model_validate(body.get("spec") or {})
     except ValidationError as error:
-        message = "; ".join(e["msg"] for e in error.errors())
+        message = format_validation_error(error)
         conditions = cond.set_condition(
             old.conditions, cond.READY, cond.FALSE, REASON_INVALID_SPEC, message, now, generation
         )
