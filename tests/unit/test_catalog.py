@@ -91,7 +91,7 @@ def test_load_catalog_errors(tmp_path: Path) -> None:
         (
             {"tasks": [{"id": "t1", "title": "T1", "check": {"probe": "nope"}}]},
             r"lab 'demo', task 't1': check: unknown probe 'nope' "
-            r"\(known: http, http_latency, kserve_v2, ",
+            r"\(known: helm_release, http, http_latency, kserve_v2, ",
         ),
         (
             {
@@ -314,3 +314,23 @@ def test_unknown_parameters_read_the_same_for_the_operator_and_the_cli(
     with pytest.raises(ParameterError) as typed:
         check_known_parameters(smoke, ["colour"], quoted=False)
     assert str(typed.value) == f"unknown parameter(s) colour for lab smoke (declared: {declared})"
+
+
+def test_a_helm_release_check_needs_the_release_readable() -> None:
+    lab: dict[str, Any] = {
+        "id": "demo",
+        "title": "Demo",
+        "difficulty": "beginner",
+        "duration": 10,
+        "tasks": [
+            {
+                "id": "t1",
+                "title": "T",
+                "check": {"probe": "helm_release", "args": {"release": "web"}},
+            }
+        ],
+    }
+    with pytest.raises(ValueError, match=r"release 'web' must be listed in environment\.checker"):
+        LabDefinition.model_validate(lab)
+    lab["environment"] = {"checkerHelmReleases": ["web"]}
+    assert LabDefinition.model_validate(lab).environment.checker_helm_releases == ["web"]

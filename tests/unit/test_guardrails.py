@@ -276,3 +276,34 @@ def test_the_learner_may_read_and_patch_their_own_lab_only() -> None:
         {"kind": "ServiceAccount", "name": "learner", "namespace": "lab-demo"},
         {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"},
     ]
+
+
+def test_checker_reads_listed_helm_releases_by_secret_name_only() -> None:
+    environment = EnvironmentDef.model_validate({"checkerHelmReleases": ["greeter"]})
+    objects = guardrails.all_guardrail_objects("lab1", "alice", environment, "ops")
+    role, binding = (
+        o for o in objects if o["metadata"]["name"] == naming.CHECKER_HELM_RELEASES_ROLE
+    )
+    assert role["kind"] == "Role" and role["metadata"]["namespace"] == "lab-lab1"
+    (rule,) = role["rules"]
+    assert rule["resources"] == ["secrets"] and rule["verbs"] == ["get"]
+    assert rule["resourceNames"][0] == "sh.helm.release.v1.greeter.v1"
+    assert len(rule["resourceNames"]) == 20
+    assert binding["kind"] == "RoleBinding"
+    assert binding["roleRef"]["name"] == naming.CHECKER_HELM_RELEASES_ROLE
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "roadlab-checker", "namespace": "ops"}
+    ]
+    # Before the learner's Lab rights, after the namespace's own RBAC: the safe order holds.
+    kinds = [o["kind"] for o in objects]
+    assert kinds[-2:] == ["ClusterRole", "ClusterRoleBinding"]
+
+
+def test_no_secret_rights_for_the_checker_without_helm_releases() -> None:
+    objects = guardrails.all_guardrail_objects("lab1", "alice", EnvironmentDef())
+    assert not any(
+        "secrets" in rule["resources"]
+        for o in objects
+        if o["kind"] == "Role" and o["metadata"]["name"] != naming.LEARNER_ROLE
+        for rule in o["rules"]
+    )

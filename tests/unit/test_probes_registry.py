@@ -15,6 +15,7 @@ from roadlab.probes.base import CheckResult, ProbeArgs, show
 
 def test_registry_names() -> None:
     assert sorted(PROBES) == [
+        "helm_release",
         "http",
         "http_latency",
         "kserve_v2",
@@ -47,7 +48,8 @@ def test_validate_check_accepts_the_real_catalog(catalog: dict[str, LabDefinitio
 
 def test_validate_check_unknown_probe() -> None:
     with pytest.raises(
-        ValueError, match=r"^unknown probe 'resources' \(known: http, http_latency, kserve_v2, "
+        ValueError,
+        match=r"^unknown probe 'resources' \(known: helm_release, http, http_latency, kserve_v2, ",
     ):
         validate_check("resources", {})
 

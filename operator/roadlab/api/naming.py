@@ -53,6 +53,8 @@ LEARNER_ROLE_BINDING = "roadlab-learner"
 CHECKER_ROLE_BINDING = "roadlab-checker"
 CHECKER_CLUSTER_ROLE = "roadlab-checker"
 CHECKER_SERVICE_ACCOUNT = "roadlab-checker"
+# In labs that list Helm releases: get on exactly those releases' Secrets, by name.
+CHECKER_HELM_RELEASES_ROLE = "roadlab-checker-helm-releases"
 RESOURCE_QUOTA = "roadlab-quota"
 LIMIT_RANGE = "roadlab-limits"
 NETPOL_DEFAULT_DENY = "roadlab-default-deny-ingress"

@@ -32,6 +32,10 @@ from roadlab.api.lab import (
     WireParamValue,
 )
 from roadlab.api.naming import LEARNER_NAMESPACE_POLICY
+from roadlab.probes.helm import PROBE as HELM_PROBE
+from roadlab.probes.helm import ReleaseName
+
+HELM_RELEASE_PROBE = HELM_PROBE.name
 
 
 class ParameterError(ValueError):
@@ -287,6 +291,9 @@ class EnvironmentDef(CatalogModel):
     learner_rules: list[PolicyRule] = Field(default_factory=list)
     # Labels of the lab Namespace the learner may set (e.g. istio-injection), and only those.
     learner_namespace_labels: list[LearnerLabelKey] = Field(default_factory=list, max_length=8)
+    # Helm releases whose release Secrets the checker may read, by name, for the helm_release
+    # probe (a Role the operator makes in the lab namespace); it reads no other Secret.
+    checker_helm_releases: list[ReleaseName] = Field(default_factory=list, max_length=4)
 
     @field_validator("quota", mode="before")
     @classmethod
@@ -367,6 +374,19 @@ class LabDefinition(CatalogModel):
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
             raise ValueError(f"duplicate task ids: {duplicates}")
+        return self
+
+    @model_validator(mode="after")
+    def _readable_helm_releases(self) -> LabDefinition:
+        # Without the grant the probe would only ever answer "not allowed to read Secret".
+        readable = set(self.environment.checker_helm_releases)
+        for task in self.tasks:
+            release = task.check.args.get("release")
+            if task.check.probe == HELM_RELEASE_PROBE and release not in readable:
+                raise ValueError(
+                    f"task {task.id}: release {release!r} must be listed in "
+                    "environment.checkerHelmReleases for the checker to read it"
+                )
         return self
 
     @property

@@ -14,6 +14,7 @@ from typing import Any
 from roadlab.api import naming
 from roadlab.catalog.policy import RBAC_GROUP, check_learner_rules
 from roadlab.catalog.schema import EnvironmentDef, LimitRangeDef, PolicyRule
+from roadlab.probes.helm import release_secret_names
 
 _CRUD = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]
 _READ = ["get", "list", "watch"]
@@ -302,6 +303,43 @@ def checker_role_binding(
     }
 
 
+def checker_helm_release_rbac(
+    lab_name: str,
+    namespace: str,
+    releases: Sequence[str],
+    operator_namespace: str = naming.DEFAULT_OPERATOR_NAMESPACE,
+) -> list[dict[str, Any]]:
+    """A Role and its RoleBinding letting the checker get the release Secrets of these Helm
+    releases, each by name: Kubernetes cannot grant Secrets by label or type, and a list
+    would show every Secret of the lab. None when the lab lists no release."""
+    if not releases:
+        return []
+    role_name = naming.CHECKER_HELM_RELEASES_ROLE
+    names = [name for release in releases for name in release_secret_names(release)]
+    role = {
+        "apiVersion": f"{RBAC_GROUP}/v1",
+        "kind": "Role",
+        "metadata": _meta(role_name, lab_name, naming.COMPONENT_CHECKER, namespace),
+        "rules": [
+            {"apiGroups": [""], "resources": ["secrets"], "resourceNames": names, "verbs": ["get"]}
+        ],
+    }
+    binding = {
+        "apiVersion": f"{RBAC_GROUP}/v1",
+        "kind": "RoleBinding",
+        "metadata": _meta(role_name, lab_name, naming.COMPONENT_CHECKER, namespace),
+        "roleRef": {"apiGroup": RBAC_GROUP, "kind": "Role", "name": role_name},
+        "subjects": [
+            {
+                "kind": "ServiceAccount",
+                "name": naming.CHECKER_SERVICE_ACCOUNT,
+                "namespace": operator_namespace,
+            }
+        ],
+    }
+    return [role, binding]
+
+
 def all_guardrail_objects(
     lab_name: str,
     learner: str,
@@ -330,6 +368,9 @@ def all_guardrail_objects(
         ),
         learner_role_binding(lab_name, namespace, learner),
         checker_role_binding(lab_name, namespace, operator_namespace),
+        *checker_helm_release_rbac(
+            lab_name, namespace, environment.checker_helm_releases, operator_namespace
+        ),
         learner_lab_role(lab_name),
         learner_lab_role_binding(lab_name, learner),
     ]

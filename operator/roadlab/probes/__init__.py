@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from roadlab.probes import (
+    helm,
     http_latency,
     http_probe,
     kserve_v2,
@@ -58,6 +59,7 @@ PROBES: dict[str, Probe[Any]] = {
         mlflow.PROBE,
         pod_metrics.PROBE,
         load_then_assert.PROBE,
+        helm.PROBE,
     )
 }
 
