@@ -17,16 +17,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
-from typing import Any
 
 import pytest
 
 from .conftest import REPO, kubectl
+from .lab_phases import Phases, finished_run
 from .operator_fixtures import Labs
 from .test_lab_mlflow import image_on_node
 from .test_operator import unique, wait_ready
-from .test_validation import last_check, request_check, run_as_learner, tasks
+from .test_validation import request_check, run_as_learner, tasks
 from .waiting import wait_until
 
 WEB_IMAGE = "localhost/roadlab/web:0.1.0"
@@ -39,23 +38,6 @@ TASK_IDS = [
     "upgraded",
     "rolled-back",
 ]
-
-
-class Phases:
-    def __init__(self) -> None:
-        self.started = self.last = time.monotonic()
-
-    def done(self, what: str) -> None:
-        now = time.monotonic()
-        print(f"[helm lab] {what}: {now - self.last:.1f} s (total {now - self.started:.1f} s)")
-        self.last = now
-
-
-def finished_run(labs: Labs, name: str, token: str | None = None) -> dict[str, Any] | None:
-    run = last_check(labs, name)
-    if not run.get("finishedAt") or (token is not None and run.get("token") != token):
-        return None
-    return run
 
 
 def assert_initial_state(labs: Labs, name: str, namespace: str) -> None:
@@ -103,7 +85,7 @@ def assert_wrong_answer_rejected(labs: Labs, name: str) -> None:
 def test_helm_lab_wrong_answer_then_install_upgrade_rollback(labs: Labs) -> None:
     if not image_on_node(WEB_IMAGE):
         pytest.fail(f"{WEB_IMAGE} is not on the node: build and load it (make images)")
-    phases = Phases()
+    phases = Phases("helm")
     name = unique("helm")
     namespace = f"lab-{name}"
     labs.create(name, lab="helm")  # default parameters: replicas 2, version blue

@@ -18,16 +18,14 @@ The wrong answer (labs/model-api/solution/wrong/README.md) must give:
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 import pytest
 
 from .conftest import kubectl
+from .lab_phases import Phases, finished_run
 from .operator_fixtures import Labs
 from .test_lab_mlflow import image_on_node
 from .test_operator import unique, wait_ready
-from .test_validation import last_check, request_check, run_as_learner, tasks
+from .test_validation import request_check, run_as_learner, tasks
 from .waiting import wait_until
 
 MODEL_API_IMAGE = "localhost/roadlab/model-api:0.1.0"
@@ -46,25 +44,6 @@ TASK_IDS = [
 CONCURRENCY = 50
 MAX_P95_MS = 300
 REQUESTS = 250
-
-
-class Phases:
-    """Wall-clock time of each phase, printed as they end (visible with pytest -s)."""
-
-    def __init__(self) -> None:
-        self.started = self.last = time.monotonic()
-
-    def done(self, what: str) -> None:
-        now = time.monotonic()
-        print(f"[model-api lab] {what}: {now - self.last:.1f} s (total {now - self.started:.1f} s)")
-        self.last = now
-
-
-def finished_run(labs: Labs, name: str, token: str | None = None) -> dict[str, Any] | None:
-    run = last_check(labs, name)
-    if not run.get("finishedAt") or (token is not None and run.get("token") != token):
-        return None
-    return run
 
 
 def assert_initial_state(labs: Labs, name: str, namespace: str) -> None:
@@ -126,7 +105,7 @@ def assert_wrong_answer_rejected(labs: Labs, name: str, namespace: str) -> None:
 def test_model_api_lab_wrong_answer_then_solution_under_load(labs: Labs) -> None:
     if not image_on_node(MODEL_API_IMAGE):
         pytest.fail(f"{MODEL_API_IMAGE} is not on the node: build and load it (make images)")
-    phases = Phases()
+    phases = Phases("model-api")
     name = unique("model-api")
     namespace = f"lab-{name}"
     labs.create(name, lab="model-api")  # default parameters: concurrency 50, maxP95Ms 300

@@ -7,38 +7,17 @@ test takes about a minute or two; phase timings print with `pytest -s`.
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 from .conftest import kubectl
+from .lab_phases import Phases, finished_run
 from .operator_fixtures import Labs
 from .test_operator import unique, wait_ready
-from .test_validation import last_check, request_check, run_as_learner, tasks
+from .test_validation import request_check, run_as_learner, tasks
 from .waiting import wait_until
 
 # The lab's own checkTimeoutSeconds (labs/triton/lab.yaml): the inference checks send 21
 # requests each and are done in seconds once the server answers.
 CHECK_TIMEOUT_SECONDS = 180
 TASK_IDS = ["deployed", "rolled-out", "service", "model-ready-v1", "second-version"]
-
-
-class Phases:
-    """Wall-clock time of each phase, printed as they end (visible with pytest -s)."""
-
-    def __init__(self) -> None:
-        self.started = self.last = time.monotonic()
-
-    def done(self, what: str) -> None:
-        now = time.monotonic()
-        print(f"[triton lab] {what}: {now - self.last:.1f} s (total {now - self.started:.1f} s)")
-        self.last = now
-
-
-def finished_run(labs: Labs, name: str, token: str | None = None) -> dict[str, Any] | None:
-    run = last_check(labs, name)
-    if not run.get("finishedAt") or (token is not None and run.get("token") != token):
-        return None
-    return run
 
 
 def assert_initial_state(labs: Labs, name: str, namespace: str) -> None:
@@ -103,7 +82,7 @@ def assert_wrong_answer_rejected(labs: Labs, name: str) -> None:
 
 
 def test_triton_lab_wrong_answer_then_solution_serves_both_versions(labs: Labs) -> None:
-    phases = Phases()
+    phases = Phases("triton")
     name = unique("triton")
     namespace = f"lab-{name}"
     labs.create(name, lab="triton")  # default parameters: maxP95Ms 500

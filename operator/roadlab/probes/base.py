@@ -8,6 +8,7 @@ real one and the tests an in-memory one (plus a real local HTTP server).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, Protocol, TypeAlias, TypeVar
@@ -166,6 +167,16 @@ def evidence_value(value: object, limit: int = MAX_SHOWN_VALUE) -> EvidenceValue
     if isinstance(value, str):
         return value if len(value) <= limit else value[: limit - 3] + "..."
     return show(value, limit)
+
+
+def optional_regex(value: str | None) -> str | None:
+    """A field validator: the value, when set, must compile as a regular expression."""
+    if value is not None:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression {value!r}: {exc}") from exc
+    return value
 
 
 def plural(count: int, word: str, suffix: str = "s") -> str:

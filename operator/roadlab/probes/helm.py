@@ -42,6 +42,7 @@ from roadlab.probes.base import (
     ProbeArgs,
     ProbeContext,
     evidence_value,
+    optional_regex,
     plural,
     show,
 )
@@ -173,15 +174,7 @@ class HelmReleaseArgs(ProbeArgs):
             parse_path(path)
         return value
 
-    @field_validator("description_matches", mode="after")
-    @classmethod
-    def _regex(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression {value!r}: {exc}") from exc
-        return value
+    _regex = field_validator("description_matches", mode="after")(optional_regex)
 
 
 def read_history(ctx: ProbeContext, release: str) -> tuple[list[Revision], list[str]]:

@@ -29,19 +29,11 @@ from roadlab.probes.base import (
     ProbeArgs,
     ProbeContext,
     ProbeHttpError,
+    optional_regex,
     plural,
     show,
 )
 from roadlab.probes.http_args import Method, Port, ServiceName, UrlPath, snippet, unreachable
-
-
-def _regex(value: str | None) -> str | None:
-    if value is not None:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"invalid regular expression {value!r}: {exc}") from exc
-    return value
 
 
 class HttpArgs(ProbeArgs):
@@ -60,7 +52,7 @@ class HttpArgs(ProbeArgs):
     pause_seconds: Annotated[float, Field(ge=0, le=30)] = 2
     timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 10
 
-    _re = field_validator("body_matches")(_regex)
+    _re = field_validator("body_matches")(optional_regex)
 
     def statuses(self) -> list[int]:
         return [self.expect_status] if isinstance(self.expect_status, int) else self.expect_status

@@ -18,7 +18,15 @@ from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints, field_validator
 
-from roadlab.probes.base import CheckResult, Evidence, Probe, ProbeArgs, ProbeContext, plural
+from roadlab.probes.base import (
+    CheckResult,
+    Evidence,
+    Probe,
+    ProbeArgs,
+    ProbeContext,
+    optional_regex,
+    plural,
+)
 
 MAX_NAMED_PODS = 5
 
@@ -27,15 +35,7 @@ class ContainerHas(ProbeArgs):
     name: Annotated[str, StringConstraints(min_length=1, max_length=63)]
     image: str | None = None  # regex searched in the image reference
 
-    @field_validator("image")
-    @classmethod
-    def _image(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression {value!r}: {exc}") from exc
-        return value
+    _image = field_validator("image")(optional_regex)
 
     def describe(self) -> str:
         image = f" with an image matching {self.image}" if self.image else ""

@@ -1,0 +1,31 @@
+"""What the catalog labs' e2e tests share: phase timings and waiting for a check's run."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .operator_fixtures import Labs
+from .test_validation import last_check
+
+
+class Phases:
+    """Wall-clock time of each phase, printed as they end (visible with pytest -s)."""
+
+    def __init__(self, lab: str) -> None:
+        self.lab = lab
+        self.started = self.last = time.monotonic()
+
+    def done(self, what: str) -> None:
+        now = time.monotonic()
+        took, total = now - self.last, now - self.started
+        print(f"[{self.lab} lab] {what}: {took:.1f} s (total {total:.1f} s)")
+        self.last = now
+
+
+def finished_run(labs: Labs, name: str, token: str | None = None) -> dict[str, Any] | None:
+    """The Lab's last check run once it has finished (and is the one `token` asked for)."""
+    run = last_check(labs, name)
+    if not run.get("finishedAt") or (token is not None and run.get("token") != token):
+        return None
+    return run
