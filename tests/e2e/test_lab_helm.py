@@ -15,17 +15,14 @@ The wrong answer (labs/helm/solution/wrong/apply.sh: the chart's defaults, upgra
 
 from __future__ import annotations
 
-import os
-import subprocess
-
 import pytest
 
-from .conftest import REPO, kubectl
+from .conftest import kubectl
 from .lab_phases import Phases, finished_run
 from .operator_fixtures import Labs
 from .test_lab_mlflow import image_on_node
 from .test_operator import unique, wait_ready
-from .test_validation import request_check, run_as_learner, tasks
+from .test_validation import request_check, run_as_learner, run_command_as_learner, tasks
 from .waiting import wait_until
 
 WEB_IMAGE = "localhost/roadlab/web:0.1.0"
@@ -118,15 +115,7 @@ def test_helm_lab_wrong_answer_then_install_upgrade_rollback(labs: Labs) -> None
     phases.done("wrong answer checked")
 
     # The learner starts over: uninstall, then the reference solution.
-    env = {
-        **os.environ,
-        "KUBECTL_AS": f"system:serviceaccount:{namespace}:learner",
-        "PATH": f"{REPO / 'tests' / 'e2e' / 'bin'}{os.pathsep}{os.environ['PATH']}",
-    }
-    subprocess.run(
-        ["helm", "uninstall", "greeter", "-n", namespace, "--wait"],
-        check=True, env=env, capture_output=True, text=True,
-    )  # fmt: skip
+    run_command_as_learner(namespace, "helm", "uninstall", "greeter", "-n", namespace, "--wait")
     run_as_learner(namespace, "labs/helm/solution/apply.sh")
     phases.done("solution: install, upgrade, rollback (helm as the learner)")
     token = request_check(name)

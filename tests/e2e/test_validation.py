@@ -31,6 +31,11 @@ def tasks(labs: Labs, name: str) -> dict[str, dict[str, Any]]:
 
 def run_as_learner(lab_namespace: str, script: str) -> None:
     """Run a lab solution with the learner's own permissions (kubectl --as)."""
+    run_command_as_learner(lab_namespace, str(REPO / script))
+
+
+def run_command_as_learner(lab_namespace: str, *command: str) -> None:
+    """Run a command whose kubectl and helm act as the lab's learner (tests/e2e/bin)."""
     wrapper = REPO / "tests" / "e2e" / "bin"
     env = {
         **os.environ,
@@ -38,7 +43,7 @@ def run_as_learner(lab_namespace: str, script: str) -> None:
         "KUBECTL_AS": f"system:serviceaccount:{lab_namespace}:learner",
         "PATH": f"{wrapper}{os.pathsep}{os.environ['PATH']}",
     }
-    subprocess.run([str(REPO / script)], check=True, env=env, capture_output=True, text=True)
+    subprocess.run(list(command), check=True, env=env, capture_output=True, text=True)
 
 
 def test_tasks_fail_with_hints_then_pass_after_the_solution(

@@ -235,8 +235,8 @@ def run(ctx: ProbeContext, args: HelmReleaseArgs) -> CheckResult:
     }
     problems: list[str] = []
     if current.status != args.status:
-        problems.append(f"revision {current.number} is {show(current.status)}, expected "
-                        f"{show(args.status)}")  # fmt: skip
+        status = f"revision {current.number} is {show(current.status)}"
+        problems.append(f"{status}, expected {show(args.status)}")
     if args.chart_name is not None and current.chart_name != args.chart_name:
         problems.append(f"chart is {show(current.chart_name)}, expected {show(args.chart_name)}")
     if args.chart_version is not None and current.chart_version != args.chart_version:
