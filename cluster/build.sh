@@ -118,6 +118,8 @@ main() {
   build_metrics_server
   build_pause
   build_tool helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" "2 min" "$(helm_ldflags)" "k8s$(helm_k8s_version)"
+  build_tool kube-router github.com/cloudnativelabs/kube-router/v2/cmd/kube-router "$KUBE_ROUTER_VERSION" \
+    "1-2 min" "-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=v$KUBE_ROUTER_VERSION" stamped
   build_tool kubeconform github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION" "30 s"
   binary_image "$PAUSE_IMAGE" "$CLUSTER_DIR/images/pause" "$CACHE_DIR/bin/pause-$PAUSE_VERSION/pause"
   binary_image "$COREDNS_IMAGE" "$CLUSTER_DIR/images/coredns" "$(coredns_bin_dir)/coredns"

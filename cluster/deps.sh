@@ -21,6 +21,6 @@ install_missing chromium:chromium chromedriver:chromium-driver npm:npm
 # On kind or a cluster of the user's own, nothing of the local cluster is needed.
 if [[ -n ${ROADLAB_KUBECONFIG:-} || ${ROADLAB_CLUSTER:-} == kind ]]; then exit 0; fi
 install_missing containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins \
-  iptables:iptables conntrack:conntrack socat:socat buildah:buildah openssl:openssl \
+  iptables:iptables ipset:ipset conntrack:conntrack socat:socat buildah:buildah openssl:openssl \
   gcc:gcc /usr/lib/x86_64-linux-gnu/libc.a:libc6-dev curl:curl ip:iproute2 \
   debootstrap:debootstrap

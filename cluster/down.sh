@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stop the local cluster and remove everything it left: processes it started, pod
-# network namespaces, mounts, cgroups, iptables rules, bridges and its state.
+# network namespaces, mounts, cgroups, iptables rules and ipsets, bridges and its state.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$CLUSTER_DIR/network-policy.sh"
 
 [[ $EUID -eq 0 ]] || die "the local cluster needs root"
 
@@ -56,10 +57,14 @@ remove_iptables() {
   local k8s
   k8s=$(k8s_bin_dir)
   [[ -x $k8s/kube-proxy ]] && "$k8s/kube-proxy" --cleanup >/dev/null 2>&1 || true
-  iptables -D FORWARD -i "$POD_BRIDGE" -j ROADLAB-EGRESS 2>/dev/null || true
-  iptables -F ROADLAB-EGRESS 2>/dev/null && iptables -X ROADLAB-EGRESS 2>/dev/null || true
-  # Chains the kubelet and the CNI portmap plugin made (only this cluster uses them here).
-  local table chain
+  local table
+  for table in filter mangle; do # filter: where earlier versions of up.sh put it
+    iptables -t "$table" -D FORWARD -i "$POD_BRIDGE" -j ROADLAB-EGRESS 2>/dev/null || true
+    iptables -t "$table" -F ROADLAB-EGRESS 2>/dev/null && iptables -t "$table" -X ROADLAB-EGRESS 2>/dev/null || true
+  done
+  # Chains the kubelet, the CNI portmap plugin and kube-router made (only this cluster
+  # uses them here).
+  local chain
   for table in filter nat mangle; do
     for chain in $(iptables -t "$table" -S 2>/dev/null | awk '$1 == "-N" && ($2 ~ /^KUBE-/ || $2 ~ /^CNI-/) {print $2}'); do
       iptables -t "$table" -S 2>/dev/null | awk -v c="$chain" '$1 == "-A" && $0 ~ ("-j " c "( |$)") {sub(/^-A/, "-D"); print}' |
@@ -76,13 +81,14 @@ remove_iptables() {
 
 main() {
   local name
-  for name in kube-proxy kubelet; do stop_daemon "$name"; done
+  for name in kube-router kube-proxy kubelet; do stop_daemon "$name"; done
   stop_containers
   for name in kube-scheduler kube-controller-manager kube-apiserver etcd; do stop_daemon "$name"; done
   unmount_under "$STATE_DIR"
   unmount_under "$RUN_DIR"
   remove_cgroups
   remove_iptables
+  remove_network_policy_state
   ip link del "$POD_BRIDGE" 2>/dev/null || true
   ip link del "$NODE_BRIDGE" 2>/dev/null || true
   rm -rf "$STATE_DIR" "$RUN_DIR"

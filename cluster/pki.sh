@@ -65,6 +65,7 @@ make_pki() {
   issue_cert controller-manager system:kube-controller-manager
   issue_cert scheduler system:kube-scheduler
   issue_cert kube-proxy system:kube-proxy
+  issue_cert kube-router system:kube-router
   issue_cert kubelet-client "system:node:$NODE_NAME" system:nodes
   issue_cert kubelet-serving "$NODE_NAME" "" "DNS:$NODE_NAME,DNS:localhost,IP:$NODE_IP,IP:127.0.0.1"
   [[ -s $PKI_DIR/sa.key ]] || {
@@ -73,7 +74,7 @@ make_pki() {
   }
   write_kubeconfig "$KUBECONFIG_PATH" admin
   local c
-  for c in controller-manager scheduler kube-proxy kubelet-client; do
+  for c in controller-manager scheduler kube-proxy kube-router kubelet-client; do
     write_kubeconfig "$STATE_DIR/$c.kubeconfig" "$c"
   done
 }

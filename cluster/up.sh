@@ -5,6 +5,7 @@ source "$CLUSTER_DIR/images.sh"
 source "$CLUSTER_DIR/pki.sh"
 source "$CLUSTER_DIR/metrics-server.sh"
 source "$CLUSTER_DIR/istio-crds.sh"
+source "$CLUSTER_DIR/network-policy.sh"
 
 [[ $EUID -eq 0 ]] || die "the local cluster needs root (containers, iptables, mounts)"
 
@@ -16,12 +17,16 @@ setup_network() {
     ip addr add "$NODE_IP/32" dev "$NODE_BRIDGE"
   fi
   ip link set "$NODE_BRIDGE" up
-  # Pods may talk to each other, to Services and to this node, never beyond it.
-  iptables -N ROADLAB-EGRESS 2>/dev/null || iptables -F ROADLAB-EGRESS
-  iptables -A ROADLAB-EGRESS -o "$POD_BRIDGE" -j RETURN
-  iptables -A ROADLAB-EGRESS -j DROP
-  iptables -C FORWARD -i "$POD_BRIDGE" -j ROADLAB-EGRESS 2>/dev/null ||
-    iptables -I FORWARD 1 -i "$POD_BRIDGE" -j ROADLAB-EGRESS
+  # Pods may talk to each other, to Services and to this node, never beyond it. In the
+  # mangle table, which packets pass before the filter table: kube-router's chain goes first
+  # in filter FORWARD and ACCEPTs what the NetworkPolicies allow, so a rule after it would
+  # never see that traffic.
+  iptables -D FORWARD -i "$POD_BRIDGE" -j ROADLAB-EGRESS 2>/dev/null || true # where earlier versions put it
+  iptables -t mangle -N ROADLAB-EGRESS 2>/dev/null || iptables -t mangle -F ROADLAB-EGRESS
+  iptables -t mangle -A ROADLAB-EGRESS -o "$POD_BRIDGE" -j RETURN
+  iptables -t mangle -A ROADLAB-EGRESS -j DROP
+  iptables -t mangle -C FORWARD -i "$POD_BRIDGE" -j ROADLAB-EGRESS 2>/dev/null ||
+    iptables -t mangle -I FORWARD 1 -i "$POD_BRIDGE" -j ROADLAB-EGRESS
 }
 
 write_configs() {
@@ -176,6 +181,9 @@ start_addons() {
   sed -e "s|@DNS_SVC_IP@|$DNS_SVC_IP|g" -e "s|@COREDNS_IMAGE@|$COREDNS_IMAGE|g" \
     "$CLUSTER_DIR/manifests/coredns.yaml" | kubectl_local apply -f - >/dev/null
   kubectl_local wait --for=condition=Ready "node/$NODE_NAME" --timeout=180s >/dev/null
+  # NetworkPolicies enforced before any lab exists: the labs' default-deny policies mean
+  # something only with a controller that enforces them.
+  start_network_policy_controller kubectl_local
   kubectl_local -n kube-system rollout status deployment/coredns --timeout=180s >/dev/null
   # metrics-server: `kubectl top` and HorizontalPodAutoscalers (the hpa lab) need it.
   install_metrics_server "$METRICS_SERVER_IMAGE" Never "$METRICS_SERVER_KUBELET_CA" kubectl_local

@@ -24,8 +24,8 @@ ANNOTATION_CHECK_REQUESTED = f"{LAB_GROUP}/check-requested"
 
 def install_crd_and_prereqs(kubeconfig: str) -> None:
     """What the chart installs beside the operator Deployment, for an operator run from
-    source: the Lab CRD, the operator namespace, and the chart's RBAC (the checker's
-    identity among it), rendered by Helm so the chart stays the one source."""
+    source: the Lab CRD, the operator namespace, the chart's RBAC (the checker's identity
+    among it) and its NetworkPolicy, rendered by Helm so the chart stays the one source."""
 
     # kubectl and helm as the cluster scripts build them, when they are not on PATH already.
     cache = Path(os.environ.get("ROADLAB_CACHE", Path.home() / ".cache" / "roadlab"))
@@ -56,6 +56,7 @@ def install_crd_and_prereqs(kubeconfig: str) -> None:
         "helm", "template", "roadlab", str(REPO / "charts" / "roadlab"),
         "--namespace", OPERATOR_NAMESPACE, "--show-only", "templates/rbac.yaml",
         "--show-only", "templates/lab-policies.yaml",
+        "--show-only", "templates/network-policy.yaml",
     )  # fmt: skip
     run(*kubectl, *apply, "-f", "-", stdin=rbac)
     install_warm_checker(run, kubectl)

@@ -15,9 +15,12 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from kubernetes.stream import stream
 
 from .conftest import REPO, kubectl
 from .operator_fixtures import OPERATOR_NAMESPACE, install_crd_and_prereqs
+from .test_isolation import pod
+from .test_network import CONNECTION_FAILED, WEB, pod_ready
 from .waiting import wait_until
 
 RELEASE = "roadlab"
@@ -109,6 +112,24 @@ def test_metrics_are_scraped_from_the_operator_pod(release: str) -> None:
     text = wait_until(scraped, "the operator's metrics to count the lab", timeout=60)
     assert 'roadlab_labs_provisioned_total{lab="smoke"}' in text
     assert "roadlab_check_latency_seconds_bucket" in text
+
+
+def test_a_lab_pod_cannot_reach_the_operator_pod(release: str, core: client.CoreV1Api) -> None:
+    """The chart's NetworkPolicy: the metrics the API server proxies above are closed to a
+    pod in a lab (here the smoke lab's namespace, from the test before)."""
+    namespace, name = "lab-ship-smoke", "net-client"
+    core.create_namespaced_pod(namespace, pod(name, container={"args": ["sleep", "600"]}))
+    wait_until(lambda: pod_ready(core, namespace, name), f"{namespace}/{name} Ready")
+    (operator,) = core.list_namespaced_pod(
+        OPERATOR_NAMESPACE, label_selector="app.kubernetes.io/name=roadlab"
+    ).items
+    url = f"http://{operator.status.pod_ip}:9090/metrics"
+    output = stream(
+        core.connect_get_namespaced_pod_exec, name, namespace, command=[WEB, "get", url],
+        stderr=True, stdout=True, stdin=False, tty=False,
+    )  # fmt: skip
+    assert "roadlab_" not in output, f"a lab pod read the operator's metrics: {output[:200]}"
+    assert any(failure in output for failure in CONNECTION_FAILED), output
 
 
 def test_helm_test_hook_passes(release: str) -> None:

@@ -19,7 +19,7 @@ import yaml
 
 from roadlab.api import naming
 from roadlab.catalog.schema import LabDefinition
-from roadlab.controller.guardrails import learner_role
+from roadlab.controller.guardrails import learner_role, namespace_manifest
 from roadlab.controller.settings import secret_names
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "roadlab"
@@ -436,3 +436,30 @@ def test_enrollment_policy_and_public_keys_role_render(render: Any) -> None:
     assert role["metadata"]["namespace"] == NAMESPACE
     binding = find(objects, "RoleBinding", naming.PUBLIC_KEYS_CONFIGMAP)
     assert binding["subjects"][0]["name"] == "system:authenticated"
+
+
+def test_the_release_namespace_is_closed_to_lab_namespaces(render: Any) -> None:
+    """Every pod of the release namespace, from every namespace that is not a lab's; lab
+    namespaces are told apart by the label the operator gives them (and learners cannot
+    remove)."""
+    policy = find(render(), "NetworkPolicy", "roadlab-closed-to-labs")
+    assert policy["metadata"]["namespace"] == NAMESPACE
+    assert policy["spec"]["podSelector"] == {}
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    (rule,) = policy["spec"]["ingress"]
+    not_a_lab = {"key": naming.LABEL_LAB, "operator": "DoesNotExist"}
+    assert rule["from"] == [{"namespaceSelector": {"matchExpressions": [not_a_lab]}}]
+    namespace = namespace_manifest("some-lab", "alice", "restricted")
+    assert naming.LABEL_LAB in namespace["metadata"]["labels"]
+
+
+def test_network_policy_values(render: Any) -> None:
+    balancer = {"ipBlock": {"cidr": "203.0.113.0/24"}}
+    policy = find(
+        render({"networkPolicy": {"allowFrom": [balancer]}}),
+        "NetworkPolicy",
+        "roadlab-closed-to-labs",
+    )
+    assert policy["spec"]["ingress"][0]["from"][1:] == [balancer]
+    disabled = render({"networkPolicy": {"enabled": False}})
+    assert not [obj for obj in disabled if obj["kind"] == "NetworkPolicy"]
