@@ -153,6 +153,8 @@ class OperatorProcess:
             "KUBECONFIG": self.kubeconfig,
             "ROADLAB_METRICS_PORT": str(self.metrics_port),
             "ROADLAB_LIVENESS_PORT": str(self.liveness_port),
+            # On the node, not in a pod: every lab pod could reach 0.0.0.0 here.
+            "ROADLAB_LISTEN_ADDRESS": "127.0.0.1",
             **self.extra_env,
         }
         log = self.log_path.open("ab")

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import platform
 import re
+import socket
+import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -343,3 +345,20 @@ def test_the_alerts_query_only_exported_metrics() -> None:
     used = roadlab_names(exprs) - recorded
     assert used, "the alerts query no roadlab_ metric"
     assert used - exported_names() == set()
+
+
+def test_the_endpoints_listen_on_the_address_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every address by default (a pod's); only loopback when told (an operator on a node)."""
+    monkeypatch.delenv("ROADLAB_LISTEN_ADDRESS", raising=False)
+    assert Settings.from_environment().listen_address == "0.0.0.0"
+    monkeypatch.setenv("ROADLAB_LISTEN_ADDRESS", "127.0.0.1")
+    address = Settings.from_environment().listen_address
+    with socket.socket() as probe:
+        probe.bind((address, 0))
+        port = probe.getsockname()[1]
+    metrics.serve(port, address)
+    listening = {line.split()[1] for line in Path("/proc/net/tcp").read_text().splitlines()[1:]}
+    assert f"0100007F:{port:04X}" in listening  # 127.0.0.1, little-endian, as the kernel lists it
+    assert f"00000000:{port:04X}" not in listening
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        assert b"roadlab_" in answer.read()

@@ -77,7 +77,7 @@ def main() -> None:
     kopf.run(
         clusterwide=True,
         standalone=True,
-        liveness_endpoint=f"http://0.0.0.0:{settings.liveness_port}/healthz",
+        liveness_endpoint=f"http://{settings.listen_address}:{settings.liveness_port}/healthz",
     )
 
 

@@ -105,8 +105,8 @@ LAB_STATES = StateTally("roadlab_labs", "Labs by catalog lab and state", ["lab",
 REGISTRY.register(LAB_STATES)
 
 
-def serve(port: int) -> None:
-    start_http_server(port)
+def serve(port: int, address: str) -> None:
+    start_http_server(port, addr=address)
 
 
 VALIDATION_RUNS = Counter(

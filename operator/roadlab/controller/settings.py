@@ -47,6 +47,10 @@ class Settings:
     warm_checker: bool = False
     checker_key: str | None = None
     portal: PortalSettings = PortalSettings()
+    # Where the metrics and liveness endpoints listen: every address in a pod (the kubelet
+    # and Prometheus reach it there); 127.0.0.1 for an operator run on a node, such as the
+    # e2e suite's, where every pod could otherwise reach it at the node's address.
+    listen_address: str = "0.0.0.0"
 
     @property
     def checks(self) -> CheckSettings:
@@ -70,6 +74,7 @@ class Settings:
             metrics_port=int(env.get("ROADLAB_METRICS_PORT", "9090")),
             liveness_port=int(env.get("ROADLAB_LIVENESS_PORT", "8080")),
             tick_seconds=float(env.get("ROADLAB_TICK_SECONDS", "30")),
+            listen_address=env.get("ROADLAB_LISTEN_ADDRESS", "0.0.0.0"),
             checker_image=env.get("ROADLAB_CHECKER_IMAGE", DEFAULT_CHECKER_IMAGE),
             image_pull_secrets=secret_names(env.get("ROADLAB_IMAGE_PULL_SECRETS", "")),
             warm_checker=env.get("ROADLAB_WARM_CHECKER", "true").strip().lower() == "true",

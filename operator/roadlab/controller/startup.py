@@ -50,5 +50,5 @@ def start_runtime(logger: kopf.Logger) -> None:
         ).inc(),
     )
     state.set_runtime(state.Runtime(config, KubeApi(api_client), catalog))
-    metrics.serve(config.metrics_port)
+    metrics.serve(config.metrics_port, config.listen_address)
     logger.info("catalog %s: %s", config.catalog_dir, ", ".join(sorted(catalog)))
