@@ -7,8 +7,6 @@
 
 KUBE_ROUTER_HEALTH_PORT=20244
 
-kube_router_bin() { echo "$CACHE_DIR/bin/kube-router-$KUBE_ROUTER_VERSION-stamped/kube-router"; }
-
 # network_policy_enforced: kube-router answers its health check and its chain is in FORWARD.
 # (It programs a new pod's firewall within a sync, 88 ms median over the e2e suite.)
 network_policy_enforced() {
@@ -16,7 +14,8 @@ network_policy_enforced() {
     iptables -S FORWARD 2>/dev/null | grep -q -- "-j KUBE-ROUTER-FORWARD\$"
 }
 
-# start_network_policy_controller KUBECTL...: its read-only RBAC, then the daemon.
+# start_network_policy_controller KUBECTL...: its read-only RBAC, then the daemon (the
+# version build.sh linked into the cache's bin/).
 start_network_policy_controller() {
   "$@" apply -f "$CLUSTER_DIR/manifests/kube-router.yaml" >/dev/null
   # Running but its rules gone (an iptables flush): it would put them back only at its next
@@ -27,7 +26,7 @@ start_network_policy_controller() {
   fi
   # --run-router=false --run-service-proxy=false --enable-cni=false: routes, Services and
   # the pod network stay with the node's bridge and kube-proxy; kube-router only filters.
-  start_daemon kube-router "$(kube_router_bin)" --kubeconfig "$STATE_DIR/kube-router.kubeconfig" \
+  start_daemon kube-router "$CACHE_DIR/bin/kube-router" --kubeconfig "$STATE_DIR/kube-router.kubeconfig" \
     --hostname-override "$NODE_NAME" --run-firewall=true --run-router=false \
     --run-service-proxy=false --enable-cni=false --enable-ipv6=false \
     --service-cluster-ip-range "$SERVICE_CIDR" --health-port "$KUBE_ROUTER_HEALTH_PORT" \

@@ -11,7 +11,6 @@ enforcement the refusals below fail: every lab could reach every other.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -75,6 +74,15 @@ class Network:
 def pod_ready(core: client.CoreV1Api, namespace: str, name: str) -> bool:
     conditions = core.read_namespaced_pod(name, namespace).status.conditions or []
     return any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+
+def exec_in_pod(core: client.CoreV1Api, namespace: str, name: str, *command: str) -> str:
+    """What COMMAND printed (stdout and stderr) in the pod, run as the admin."""
+    output: str = stream(
+        core.connect_get_namespaced_pod_exec, name, namespace, command=list(command),
+        stderr=True, stdout=True, stdin=False, tty=False,
+    )  # fmt: skip
+    return output
 
 
 def pod_ip(core: client.CoreV1Api, namespace: str, name: str) -> str:
@@ -154,10 +162,7 @@ def test_the_checker_still_reaches_the_lab(network: Network, core: client.CoreV1
     fetch = (
         f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=10).read().decode())"
     )
-    output = stream(
-        core.connect_get_namespaced_pod_exec, warm_checker_pod(core), OPERATOR_NAMESPACE,
-        command=["python3", "-c", fetch], stderr=True, stdout=True, stdin=False, tty=False,
-    )  # fmt: skip
+    output = exec_in_pod(core, OPERATOR_NAMESPACE, warm_checker_pod(core), "python3", "-c", fetch)
     assert ANSWER in output, output
 
 
@@ -169,5 +174,5 @@ def test_the_learner_cannot_open_their_lab_with_a_policy(network: Network) -> No
         "metadata": {"name": "allow-all"},
         "spec": {"podSelector": {}, "ingress": [{}], "policyTypes": ["Ingress"]},
     }
-    done = network.learner.run("create", "-f", "-", stdin=json.dumps(policy))
+    done = network.learner.create(policy)
     assert done.returncode != 0 and "forbidden" in done.stderr, done.stderr

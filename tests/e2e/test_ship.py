@@ -15,12 +15,11 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from kubernetes.stream import stream
 
 from .conftest import REPO, kubectl
 from .operator_fixtures import OPERATOR_NAMESPACE, install_crd_and_prereqs
 from .test_isolation import pod
-from .test_network import CONNECTION_FAILED, WEB, pod_ready
+from .test_network import CONNECTION_FAILED, WEB, exec_in_pod, pod_ready
 from .waiting import wait_until
 
 RELEASE = "roadlab"
@@ -124,10 +123,7 @@ def test_a_lab_pod_cannot_reach_the_operator_pod(release: str, core: client.Core
         OPERATOR_NAMESPACE, label_selector="app.kubernetes.io/name=roadlab"
     ).items
     url = f"http://{operator.status.pod_ip}:9090/metrics"
-    output = stream(
-        core.connect_get_namespaced_pod_exec, name, namespace, command=[WEB, "get", url],
-        stderr=True, stdout=True, stdin=False, tty=False,
-    )  # fmt: skip
+    output = exec_in_pod(core, namespace, name, WEB, "get", url)
     assert "roadlab_" not in output, f"a lab pod read the operator's metrics: {output[:200]}"
     assert any(failure in output for failure in CONNECTION_FAILED), output
 
