@@ -1,6 +1,7 @@
 // Command web is Roadlab's small CPU-bound web app and its own HTTP client.
 //
-//	web serve            listen on $PORT (8080); GET / answers, GET /work burns CPU
+//	web serve            listen on $PORT (8080); GET / answers, GET /work burns CPU,
+//	                     GET /fail answers 500, GET /metrics exposes the request metrics
 //	web get URL          print the body of URL; exit 1 on a non-2xx answer
 //	web load URL N C     send N requests with C workers; print a summary
 //	web sleep SECONDS    sleep, then exit 0 (a Job that simply completes)
@@ -20,6 +21,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 func main() {
@@ -71,13 +76,20 @@ func serve() {
 		version = "v1"
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+	metrics := newRequestMetrics()
+	handle := func(pattern, handler string, h http.HandlerFunc) { mux.Handle(pattern, metrics.instrument(handler, h)) }
+	handle("/", "root", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintf(w, "hello from %s (%s)\n", host, version)
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	// /fail answers 500: errors on demand, for the observability lab's error-rate alert.
+	handle("/fail", "fail", func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "failed on purpose", http.StatusInternalServerError)
+	})
+	mux.Handle("/metrics", promhttp.HandlerFor(metrics.registry, promhttp.HandlerOpts{}))
 	// /drip?seconds=N answers one byte a second for N seconds: a server that is slow but
 	// never silent, so only an overall deadline (not a socket timeout) ends a client.
-	mux.HandleFunc("/drip", func(w http.ResponseWriter, r *http.Request) {
+	handle("/drip", "drip", func(w http.ResponseWriter, r *http.Request) {
 		seconds, err := strconv.Atoi(r.URL.Query().Get("seconds"))
 		if err != nil || seconds <= 0 || seconds > 3600 {
 			seconds = 60
@@ -97,7 +109,7 @@ func serve() {
 		fmt.Fprintln(w, "done")
 	})
 	// /work?ms=N hashes for about N milliseconds of CPU: load that an HPA can see.
-	mux.HandleFunc("/work", func(w http.ResponseWriter, r *http.Request) {
+	handle("/work", "work", func(w http.ResponseWriter, r *http.Request) {
 		ms, err := strconv.Atoi(r.URL.Query().Get("ms"))
 		if err != nil || ms <= 0 || ms > 5000 {
 			ms = 50
@@ -119,6 +131,39 @@ func serve() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+}
+
+// requestMetrics are the app's Prometheus metrics: requests by handler and status code, and
+// their latency. The handler label takes a fixed name per route (never the raw path), so a
+// client cannot grow the series without bound.
+type requestMetrics struct {
+	registry *prometheus.Registry
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newRequestMetrics() *requestMetrics {
+	m := &requestMetrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "web_requests_total",
+			Help: "HTTP requests answered, by handler and status code.",
+		}, []string{"handler", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "web_request_duration_seconds",
+			Help:    "Time to answer an HTTP request, by handler.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"handler"}),
+	}
+	m.registry.MustRegister(m.requests, m.duration,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *requestMetrics) instrument(handler string, h http.HandlerFunc) http.Handler {
+	labels := prometheus.Labels{"handler": handler}
+	return promhttp.InstrumentHandlerDuration(m.duration.MustCurryWith(labels),
+		promhttp.InstrumentHandlerCounter(m.requests.MustCurryWith(labels), h))
 }
 
 // In a pod, HTTPS is verified against the cluster CA, so `get` can reach the API server.

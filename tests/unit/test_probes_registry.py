@@ -23,6 +23,7 @@ def test_registry_names() -> None:
         "mlflow",
         "pod_metrics",
         "pods_ready",
+        "prometheus",
         "resource",
         "rollout",
     ]

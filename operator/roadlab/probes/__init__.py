@@ -20,6 +20,7 @@ from roadlab.probes import (
     mlflow,
     pod_metrics,
     pods_ready,
+    prometheus,
     resource,
     rollout,
 )
@@ -60,6 +61,7 @@ PROBES: dict[str, Probe[Any]] = {
         pod_metrics.PROBE,
         load_then_assert.PROBE,
         helm.PROBE,
+        prometheus.PROBE,
     )
 }
 

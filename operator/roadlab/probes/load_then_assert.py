@@ -18,8 +18,6 @@ reach minReplicas; with `deployment`, its status.replicas must exceed replicasAb
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
 from typing import Annotated
 
 from pydantic import Field, StringConstraints, model_validator
@@ -30,12 +28,11 @@ from roadlab.probes.base import (
     Probe,
     ProbeArgs,
     ProbeContext,
-    ProbeHttpError,
     not_found_message,
 )
 from roadlab.probes.http_args import Method, Port, ServiceName, UrlPath
+from roadlab.probes.traffic import Traffic
 
-ERROR_BACKOFF_SECONDS = 0.05
 DEADLINE_MARGIN_SECONDS = 10  # left for joining workers, later tasks and the report
 Name = Annotated[str, StringConstraints(min_length=1, max_length=253)]
 
@@ -84,42 +81,6 @@ class LoadThenAssertArgs(ProbeArgs):
         return f"more than {self.replicas_above}"
 
 
-@dataclass
-class _Load:
-    """Counters shared by the worker threads."""
-
-    stop: threading.Event = field(default_factory=threading.Event)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    sent: int = 0
-    errors: int = 0
-    unanswered: int = 0  # no response at all (refused, timed out)
-    last_error: str = ""
-
-    def record(self, error: str | None, *, answered: bool = True) -> None:
-        with self.lock:
-            self.sent += 1
-            if error is not None:
-                self.errors += 1
-                self.last_error = error
-            if not answered:
-                self.unanswered += 1
-
-
-def _worker(ctx: ProbeContext, args: LoadThenAssertArgs, url: str, load: _Load) -> None:
-    while not load.stop.is_set():
-        try:
-            response = ctx.http(args.method, url, timeout=args.request_timeout_seconds)
-        except ProbeHttpError as exc:
-            load.record(str(exc), answered=False)
-            load.stop.wait(ERROR_BACKOFF_SECONDS)  # real time: do not spin on a refused port
-            continue
-        except Exception as exc:  # a broken worker must not hang the check
-            load.record(f"{type(exc).__name__}: {exc}", answered=False)
-            load.stop.wait(ERROR_BACKOFF_SECONDS)
-            continue
-        load.record(None if response.status < 500 else f"status {response.status}")
-
-
 def _replicas(obj: dict[str, object], kind: str) -> int:
     status = obj.get("status")
     key = "currentReplicas" if kind == "HorizontalPodAutoscaler" else "replicas"
@@ -152,17 +113,16 @@ def run(ctx: ProbeContext, args: LoadThenAssertArgs) -> CheckResult:
     if time_left is not None:
         duration = max(0.0, min(duration, time_left - DEADLINE_MARGIN_SECONDS))
     url = ctx.service_url(args.service, args.port, args.path)
-    load = _Load()
     started = ctx.monotonic()
     elapsed = 0.0
-    threads = [
-        threading.Thread(target=_worker, args=(ctx, args, url, load), name=f"load-{i}", daemon=True)
-        for i in range(args.concurrency)
-    ]
-    for thread in threads:
-        thread.start()
     reached = args.reached(initial)
-    try:
+    with Traffic(
+        ctx,
+        [url],
+        concurrency=args.concurrency,
+        timeout=args.request_timeout_seconds,
+        method=args.method,
+    ) as load:
         while not reached:
             elapsed = ctx.monotonic() - started
             if elapsed >= duration:
@@ -173,10 +133,6 @@ def run(ctx: ProbeContext, args: LoadThenAssertArgs) -> CheckResult:
             highest = max(highest, replicas)
             reached = args.reached(replicas)
         elapsed = ctx.monotonic() - started
-    finally:
-        load.stop.set()
-        for thread in threads:
-            thread.join(timeout=args.request_timeout_seconds + 1)
     evidence: Evidence = {
         "requests": load.sent,
         "errors": load.errors,
