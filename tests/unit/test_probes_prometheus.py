@@ -304,7 +304,7 @@ def test_alert_passes_once_alertmanager_holds_it_with_its_labels() -> None:
         "alert ShopHighErrorRate is active in Alertmanager alertmanager "
         '({alertname="ShopHighErrorRate", job="shop", severity="page"})'
     )
-    assert result.evidence["seconds"] == 15
+    assert result.evidence["seconds"] == 20  # the traffic's first 5 s, then 3 polls
     assert result.evidence["startsAt"] == "2026-12-02T19:00:00Z"
     sent = fake.app_requests
     assert sent.count("/fail") == pytest.approx(len(sent) * 0.2, abs=1), "errors spread evenly"
@@ -453,6 +453,29 @@ def test_what_waiting_cannot_change_fails_at_once() -> None:
         no_data = run_check(ctx, "prometheus", {**RULE_ARGS, "withinSeconds": 60})
     assert not_loaded.message.startswith("Prometheus has no recording rule")
     assert unlabelled.message.endswith('without {job="shop"}'), unlabelled.message
-    # The first two returned without a poll; only the rule without data waited the window.
-    assert sum(clock.sleeps) == 60
+    # The first two returned after the traffic's first interval (5 s each), without polling
+    # on; only the rule without data waited the window out.
+    assert clock.sleeps == [5, 5] + [5] * 12
     assert no_data.message.endswith("(waited 60 s)"), no_data.message
+
+
+def test_a_prometheus_that_is_starting_is_waited_for() -> None:
+    fake = FakePrometheus(targets=[target("10.1.0.5:8080"), target("10.1.0.6:8080")])
+    clock = FakeClock(real_pause=0.01)
+    answers = {"n": 0}
+
+    def route(method: str, path: str, query: dict[str, str], body: bytes) -> tuple[int, Any]:
+        answers["n"] += 1
+        if answers["n"] <= 2:  # what Prometheus answers before its database is open
+            return 503, "Service Unavailable"
+        return fake(method, path, query, body)
+
+    with local_server(route) as server:
+        ctx = context(server.port, clock)
+        result = run_check(ctx, "prometheus", {**TARGETS_ARGS, "withinSeconds": 30})
+        answers["n"] = -100  # and one that never answers: an Error at the end of the window
+        never = run_check(ctx, "prometheus", {**TARGETS_ARGS, "withinSeconds": 30})
+    assert result.state == "Passed", result.message
+    assert result.evidence["seconds"] == 10
+    assert never.state == "Error"
+    assert never.message.startswith("prometheus answered GET /api/v1/targets with 503")

@@ -473,12 +473,23 @@ def _poll(
     if time_left is not None:
         window = max(0.0, min(window, time_left - DEADLINE_MARGIN_SECONDS))
     started = ctx.monotonic()
+    if traffic is not None and window > 0:
+        # The first judgement is made once the traffic has run for a poll interval: what is
+        # found then (a pending alert, a rate) comes with requests the check really sent.
+        ctx.sleep(min(args.poll_seconds, window))
     while True:
-        outcome = _evaluate(api, args, traffic, window)
-        elapsed = ctx.monotonic() - started
-        if outcome.passed or outcome.final or elapsed >= window:
-            return outcome, elapsed
-        ctx.sleep(min(args.poll_seconds, window - elapsed))
+        try:
+            outcome = _evaluate(api, args, traffic, window)
+        except _UnavailableError:
+            # A Prometheus just restarted (Recreate: the learner's rollout restart) or still
+            # starting answers within seconds: an Error only if it never does in the window.
+            if ctx.monotonic() - started >= window:
+                raise
+        else:
+            elapsed = ctx.monotonic() - started
+            if outcome.passed or outcome.final or elapsed >= window:
+                return outcome, elapsed
+        ctx.sleep(min(args.poll_seconds, max(window - (ctx.monotonic() - started), 0.0)))
 
 
 def run(ctx: ProbeContext, args: PrometheusArgs) -> CheckResult:
@@ -503,7 +514,7 @@ def run(ctx: ProbeContext, args: PrometheusArgs) -> CheckResult:
             )
     if outcome.passed:
         return CheckResult.ok(outcome.message, evidence)
-    waited = f" (waited {elapsed:.0f} s)" if elapsed >= 1 else ""
+    waited = f" (waited {elapsed:.0f} s)" if elapsed >= 1 and not outcome.final else ""
     return CheckResult.fail(outcome.message + waited, evidence)
 
 
