@@ -70,18 +70,6 @@ build_pause() {
   rm -rf "$out" && mv "$out.tmp" "$out"
 }
 
-# build_tool NAME PACKAGE VERSION EXPECTED [LDFLAGS [KEY]]: `go install` a tool into the cache
-# (KEY names what the LDFLAGS stamp, so a new stamp is a new build); link it into bin/.
-build_tool() {
-  local name=$1 package=$2 version=$3 out
-  out=$CACHE_DIR/bin/$name-$version${6:+-$6}
-  if [[ ! -x $out/$name ]]; then
-    GOBIN=$out.tmp with_progress "$name $version" "$4" go install -ldflags "-s -w ${5:-}" "$package@v$version"
-    rm -rf "$out" && mv "$out.tmp" "$out"
-  fi
-  ln -sfn "$out/$name" "$CACHE_DIR/bin/$name"
-}
-
 # helm_k8s_version: the Kubernetes version Helm assumes without a cluster (`helm template`,
 # `helm lint`): upstream's Makefile stamps the minor of the client-go it builds with; a plain
 # `go install` leaves 1.20, which a chart's kubeVersion (>=1.30) refuses.

@@ -56,6 +56,20 @@ with_progress() {
   log "built $what in $((SECONDS - start)) s"
 }
 
+# build_tool NAME PACKAGE VERSION EXPECTED [LDFLAGS [KEY]]: `go install` a static binary of a
+# pinned Go module into the cache (KEY names what the LDFLAGS stamp, so a new stamp is a new
+# build); link it into bin/. cluster/build.sh builds the cluster's tools with it, and
+# project-images.sh the lab servers that come from Go modules.
+build_tool() {
+  local name=$1 package=$2 version=$3 out
+  out=$CACHE_DIR/bin/$name-$version${6:+-$6}
+  if [[ ! -x $out/$name ]]; then
+    CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false" GOBIN=$out.tmp with_progress "$name $version" "$4" go install -ldflags "-s -w ${5:-}" "$package@v$version"
+    rm -rf "$out" && mv "$out.tmp" "$out"
+  fi
+  ln -sfn "$out/$name" "$CACHE_DIR/bin/$name"
+}
+
 # hash_inputs FILE... : a short digest of files' contents, used as a cache key.
 hash_inputs() { cat "$@" | sha256sum | cut -c1-16; }
 

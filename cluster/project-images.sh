@@ -12,6 +12,8 @@ TRITON_IMAGE=localhost/roadlab/triton:0.1.0
 MLFLOW_IMAGE=localhost/roadlab/mlflow:0.1.0
 MODEL_API_IMAGE=localhost/roadlab/model-api:0.1.0
 TOOLBOX_IMAGE=localhost/roadlab/toolbox:0.1.0
+PROMETHEUS_IMAGE=localhost/roadlab/prometheus:0.1.0
+ALERTMANAGER_IMAGE=localhost/roadlab/alertmanager:0.1.0
 
 # go_binary_context SRC_DIR BINARY: a build context with the static binary beside the Dockerfile.
 go_binary_context() {
@@ -68,6 +70,24 @@ toolbox_context() {
   echo "$ctx"
 }
 
+# observability_contexts: build contexts for the observability lab's Prometheus and
+# Alertmanager, their binaries built from the pinned Go modules (cached like the cluster's
+# tools), printed as two lines: the Prometheus context, then the Alertmanager one.
+observability_contexts() {
+  local stamp=github.com/prometheus/common/version.Version prometheus alertmanager
+  build_tool prometheus github.com/prometheus/prometheus/cmd/prometheus "$PROMETHEUS_MODULE_VERSION" \
+    "4-6 min" "-X $stamp=$PROMETHEUS_VERSION" stamped >&2
+  build_tool promtool github.com/prometheus/prometheus/cmd/promtool "$PROMETHEUS_MODULE_VERSION" \
+    "1 min (after prometheus)" "-X $stamp=$PROMETHEUS_VERSION" stamped >&2
+  build_tool alertmanager github.com/prometheus/alertmanager/cmd/alertmanager "$ALERTMANAGER_VERSION" \
+    "2-3 min" "-X $stamp=$ALERTMANAGER_VERSION" stamped >&2
+  prometheus=$(dir_context "$REPO_DIR/images/prometheus")
+  cp -L "$CACHE_DIR/bin/prometheus" "$CACHE_DIR/bin/promtool" "$prometheus/"
+  alertmanager=$(dir_context "$REPO_DIR/images/alertmanager")
+  cp -L "$CACHE_DIR/bin/alertmanager" "$alertmanager/"
+  printf '%s\n' "$prometheus" "$alertmanager"
+}
+
 # vendor_portal_assets: the portal's pinned xterm.js from npm, into the operator's sources
 # (not committed), so the image serves the terminal.
 vendor_portal_assets() { "$REPO_DIR/scripts/vendor-portal-assets.sh" >&2; }
@@ -116,6 +136,13 @@ main() {
   ctx=$(toolbox_context)
   IMAGE_BUILD_EXPECTED="1-3 min" load "$TOOLBOX_IMAGE" "$ctx" Dockerfile "${args[@]}"
   rm -rf "$ctx"
+  # The observability lab's servers: FROM scratch around their binaries (no base, no args).
+  local contexts
+  mapfile -t contexts < <(observability_contexts)
+  ((${#contexts[@]} == 2)) || die "building the observability lab's servers failed"
+  load "$PROMETHEUS_IMAGE" "${contexts[0]}"
+  load "$ALERTMANAGER_IMAGE" "${contexts[1]}"
+  rm -rf "${contexts[@]}"
   log "project images built and loaded ($TARGET)"
 }
 

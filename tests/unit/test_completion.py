@@ -107,7 +107,16 @@ def test_the_commands(catalog: dict[str, LabDefinition]) -> None:
 
 def test_catalog_labs_for_start_and_catalog(catalog: dict[str, LabDefinition]) -> None:
     found, directive, sources = complete(["start", ""], catalog)
-    assert list(found) == ["helm", "hpa", "istio", "mlflow", "model-api", "smoke", "triton"]
+    assert list(found) == [
+        "helm",
+        "hpa",
+        "istio",
+        "mlflow",
+        "model-api",
+        "observability",
+        "smoke",
+        "triton",
+    ]
     assert found["smoke"] == "Smoke test"
     assert directive == completion.DIRECTIVE_NO_FILE_COMP
     assert sources.lab_requests == []
