@@ -31,9 +31,8 @@ from roadlab.probes.base import (
     not_found_message,
 )
 from roadlab.probes.http_args import Method, Port, ServiceName, UrlPath
-from roadlab.probes.traffic import Traffic
+from roadlab.probes.traffic import Traffic, window_within_deadline
 
-DEADLINE_MARGIN_SECONDS = 10  # left for joining workers, later tasks and the report
 Name = Annotated[str, StringConstraints(min_length=1, max_length=253)]
 
 
@@ -108,10 +107,7 @@ def run(ctx: ProbeContext, args: LoadThenAssertArgs) -> CheckResult:
             {"maxReplicas": ceiling},
         )
     initial = highest = _replicas(obj, kind)
-    duration = float(args.duration_seconds)
-    time_left = ctx.time_left()
-    if time_left is not None:
-        duration = max(0.0, min(duration, time_left - DEADLINE_MARGIN_SECONDS))
+    duration = window_within_deadline(ctx, float(args.duration_seconds))
     url = ctx.service_url(args.service, args.port, args.path)
     started = ctx.monotonic()
     elapsed = 0.0

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -55,9 +56,8 @@ from roadlab.probes.base import (
     show,
 )
 from roadlab.probes.http_args import Port, ServiceName, UrlPath, snippet, unreachable
-from roadlab.probes.traffic import Traffic
+from roadlab.probes.traffic import Traffic, window_within_deadline
 
-DEADLINE_MARGIN_SECONDS = 10  # left for stopping the traffic and the report
 MAX_SHOWN_ITEMS = 4
 
 LabelName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]{0,127}$")]
@@ -468,10 +468,7 @@ def _poll(
     ctx: ProbeContext, args: PrometheusArgs, traffic: Traffic | None
 ) -> tuple[_Outcome, float]:
     api = _Api(ctx, args)
-    window = float(args.within_seconds)
-    time_left = ctx.time_left()
-    if time_left is not None:
-        window = max(0.0, min(window, time_left - DEADLINE_MARGIN_SECONDS))
+    window = window_within_deadline(ctx, float(args.within_seconds))
     started = ctx.monotonic()
     if traffic is not None and window > 0:
         # The first judgement is made once the traffic has run for a poll interval: what is
@@ -495,11 +492,10 @@ def _poll(
 def run(ctx: ProbeContext, args: PrometheusArgs) -> CheckResult:
     traffic = _open_traffic(ctx, args.traffic) if args.traffic is not None else None
     try:
-        if traffic is not None:
-            with traffic:
-                outcome, elapsed = _poll(ctx, args, traffic)
-        else:
-            outcome, elapsed = _poll(ctx, args, None)
+        with ExitStack() as running:
+            if traffic is not None:
+                running.enter_context(traffic)
+            outcome, elapsed = _poll(ctx, args, traffic)
     except _UnavailableError as unavailable:
         return CheckResult.err(str(unavailable))
     evidence = dict(outcome.evidence)

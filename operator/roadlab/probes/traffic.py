@@ -4,9 +4,9 @@
         ...  # poll what should change; traffic.sent, traffic.errors so far
 
 Worker threads send requests until the block ends, as fast as answers come or at about
-requests_per_second. With a second URL and error_percent,
-that share of the requests goes to it (a path that answers errors), spread evenly: request
-n is an error request when floor(n x p / 100) moved on since request n - 1.
+requests_per_second. With a second URL and error_percent, that share of the requests goes
+to it (a path that answers errors), spread evenly: request n is an error request when
+floor(n x p / 100) moved on since request n - 1.
 """
 
 from __future__ import annotations
@@ -19,6 +19,15 @@ from types import TracebackType
 from roadlab.probes.base import ProbeContext, ProbeHttpError
 
 ERROR_BACKOFF_SECONDS = 0.05
+DEADLINE_MARGIN_SECONDS = 10  # left for stopping the traffic, later tasks and the report
+
+
+def window_within_deadline(ctx: ProbeContext, seconds: float) -> float:
+    """How long a probe may send traffic: `seconds`, cut to end before the check deadline."""
+    time_left = ctx.time_left()
+    if time_left is None:
+        return seconds
+    return max(0.0, min(seconds, time_left - DEADLINE_MARGIN_SECONDS))
 
 
 @dataclass
