@@ -7,6 +7,7 @@ from typing import Any
 
 from .operator_fixtures import Labs
 from .test_validation import last_check
+from .waiting import wait_until
 
 
 class Phases:
@@ -29,3 +30,21 @@ def finished_run(labs: Labs, name: str, token: str | None = None) -> dict[str, A
     if not run.get("finishedAt") or (token is not None and run.get("token") != token):
         return None
     return run
+
+
+def wait_solution_completed(labs: Labs, name: str, token: str, timeout: float) -> dict[str, Any]:
+    """The Lab's status once the check `token` asked for has finished, passed and completed it.
+
+    It waits for that run, not for the Completed condition: the operator's own re-check
+    after the solution's changes can complete the Lab first, while lastCheck still holds
+    the previous request's run, whose results are not the solution's.
+    """
+    run = wait_until(
+        lambda: finished_run(labs, name, token), "the check of the solution", timeout, interval=2
+    )
+    status: dict[str, Any] = labs.get(name)["status"]
+    failing = {t["id"]: t.get("message") for t in status.get("tasks", []) if t["state"] != "Passed"}
+    assert run["state"] == "Passed", failing
+    completed = labs.condition(name, "Completed")
+    assert completed is not None and completed["status"] == "True", completed
+    return status

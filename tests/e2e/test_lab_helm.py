@@ -18,7 +18,7 @@ from __future__ import annotations
 import pytest
 
 from .conftest import kubectl
-from .lab_phases import Phases, finished_run
+from .lab_phases import Phases, finished_run, wait_solution_completed
 from .operator_fixtures import Labs
 from .test_lab_mlflow import image_on_node
 from .test_operator import unique, wait_ready
@@ -119,11 +119,7 @@ def test_helm_lab_wrong_answer_then_install_upgrade_rollback(labs: Labs) -> None
     run_as_learner(namespace, "labs/helm/solution/apply.sh")
     phases.done("solution: install, upgrade, rollback (helm as the learner)")
     token = request_check(name)
-    result = kubectl(
-        "wait", "--for=condition=Completed", f"lab/{name}", "--timeout=180s", check=False
-    )
-    assert result.returncode == 0, (result.stderr, tasks(labs, name))
-    status = labs.get(name)["status"]
+    status = wait_solution_completed(labs, name, token, timeout=180)
     assert status["progress"] == "7/7"
     assert status["lastCheck"]["token"] == token
     done = tasks(labs, name)

@@ -12,6 +12,7 @@ import json
 import time
 
 from .conftest import kubectl
+from .lab_phases import wait_solution_completed
 from .operator_fixtures import Labs
 from .test_lab_hpa import Phases, finished_run
 from .test_operator import unique, wait_ready
@@ -127,12 +128,7 @@ def test_istio_lab_wrong_answer_then_solution(labs: Labs) -> None:
     run_as_learner(namespace, "labs/istio/solution/apply.sh")
     phases.done("solution applied")
     token = request_check(name)
-    result = kubectl(
-        "wait", "--for=condition=Completed", f"lab/{name}", f"--timeout={CHECK_SECONDS}s",
-        check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, (result.stderr, tasks(labs, name))
-    status = labs.get(name)["status"]
+    status = wait_solution_completed(labs, name, token, timeout=CHECK_SECONDS)
     assert status["progress"] == "4/4"
     assert status["lastCheck"]["token"] == token
     print(f"[istio lab] split: {tasks(labs, name)['weighted-split']['message']}")

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from .conftest import kubectl
+from .lab_phases import wait_solution_completed
 from .operator_fixtures import Labs
 from .test_operator import unique, wait_ready
 from .test_validation import last_check, request_check, run_as_learner, tasks
@@ -150,15 +151,7 @@ def test_mlflow_lab_wrong_answer_then_solution(labs: Labs) -> None:
     run_as_learner(namespace, "labs/mlflow/solution/apply.sh")
     phases.done("solution applied (champion moved)")
     token = request_check(name)
-    result = kubectl(
-        "wait",
-        "--for=condition=Completed",
-        f"lab/{name}",
-        f"--timeout={CHECK_TIMEOUT_SECONDS + 60}s",
-        check=False,
-    )
-    assert result.returncode == 0, (result.stderr, tasks(labs, name))
-    status = labs.get(name)["status"]
+    status = wait_solution_completed(labs, name, token, timeout=CHECK_TIMEOUT_SECONDS + 60)
     assert status["progress"] == "4/4"
     assert status["lastCheck"]["token"] == token
     assert status["lastCheck"]["state"] == "Passed"

@@ -21,7 +21,7 @@ from __future__ import annotations
 import pytest
 
 from .conftest import kubectl
-from .lab_phases import Phases, finished_run
+from .lab_phases import Phases, finished_run, wait_solution_completed
 from .operator_fixtures import Labs
 from .test_lab_mlflow import image_on_node
 from .test_operator import unique, wait_ready
@@ -134,15 +134,7 @@ def test_model_api_lab_wrong_answer_then_solution_under_load(labs: Labs) -> None
     run_as_learner(namespace, "labs/model-api/solution/apply.sh")
     phases.done("solution applied (3 replicas rolled out)")
     token = request_check(name)
-    result = kubectl(
-        "wait",
-        "--for=condition=Completed",
-        f"lab/{name}",
-        f"--timeout={CHECK_TIMEOUT_SECONDS + 60}s",
-        check=False,
-    )
-    assert result.returncode == 0, (result.stderr, tasks(labs, name))
-    status = labs.get(name)["status"]
+    status = wait_solution_completed(labs, name, token, timeout=CHECK_TIMEOUT_SECONDS + 60)
     assert status["progress"] == "6/6"
     assert status["lastCheck"]["token"] == token
     assert status["lastCheck"]["state"] == "Passed"

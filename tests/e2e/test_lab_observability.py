@@ -16,7 +16,7 @@ from __future__ import annotations
 import pytest
 
 from .conftest import kubectl
-from .lab_phases import Phases, finished_run
+from .lab_phases import Phases, finished_run, wait_solution_completed
 from .operator_fixtures import Labs
 from .test_lab_mlflow import image_on_node
 from .test_operator import unique, wait_ready
@@ -135,10 +135,6 @@ def test_observability_lab_wrong_answer_then_solution(labs: Labs) -> None:
     run_as_learner(namespace, "labs/observability/solution/apply.sh")
     phases.done("solution applied (Prometheus restarted on it)")
     token = request_check(name)
-    result = kubectl(
-        "wait", "--for=condition=Completed", f"lab/{name}", f"--timeout={CHECK_SECONDS}s",
-        check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, (result.stderr, tasks(labs, name))
+    wait_solution_completed(labs, name, token, timeout=CHECK_SECONDS)
     assert_solution_passes(labs, name, token)
     phases.done("solution checked: Completed")

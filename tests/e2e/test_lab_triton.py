@@ -8,7 +8,7 @@ test takes about a minute or two; phase timings print with `pytest -s`.
 from __future__ import annotations
 
 from .conftest import kubectl
-from .lab_phases import Phases, finished_run
+from .lab_phases import Phases, finished_run, wait_solution_completed
 from .operator_fixtures import Labs
 from .test_operator import unique, wait_ready
 from .test_validation import request_check, run_as_learner, tasks
@@ -111,15 +111,7 @@ def test_triton_lab_wrong_answer_then_solution_serves_both_versions(labs: Labs) 
     run_as_learner(namespace, "labs/triton/solution/apply.sh")
     phases.done("solution applied (ConfigMap patched, server restarted and rolled out)")
     token = request_check(name)
-    result = kubectl(
-        "wait",
-        "--for=condition=Completed",
-        f"lab/{name}",
-        f"--timeout={CHECK_TIMEOUT_SECONDS + 60}s",
-        check=False,
-    )
-    assert result.returncode == 0, (result.stderr, tasks(labs, name))
-    status = labs.get(name)["status"]
+    status = wait_solution_completed(labs, name, token, timeout=CHECK_TIMEOUT_SECONDS + 60)
     assert status["progress"] == "5/5"
     assert status["lastCheck"]["token"] == token
     assert status["lastCheck"]["state"] == "Passed"

@@ -64,8 +64,18 @@ def test_tasks_fail_with_hints_then_pass_after_the_solution(
 
     run_as_learner(f"lab-{name}", "labs/smoke/solution/apply.sh")
     token = request_check(name)
+    # The requested run, not the Completed condition alone: the operator's re-check after
+    # the solution's changes can complete the Lab before it (lab_phases explains).
+    wait_until(
+        lambda: (
+            last_check(labs, name).get("token") == token
+            and last_check(labs, name).get("finishedAt")
+        ),
+        "the check of the solution",
+        timeout=180,
+    )
     result = kubectl(
-        "wait", "--for=condition=Completed", f"lab/{name}", "--timeout=180s", check=False
+        "wait", "--for=condition=Completed", f"lab/{name}", "--timeout=10s", check=False
     )
     assert result.returncode == 0, result.stderr
     status = labs.get(name)["status"]
