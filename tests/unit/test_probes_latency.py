@@ -261,3 +261,58 @@ def test_max_p95_is_required_and_runs_in_a_job() -> None:
     assert HttpLatencyArgs.model_validate({"service": "web", "maxP95Ms": 100}).payload() is None
     # It generates load: never in the shared warm checker.
     assert "http_latency" in LONG_PROBES
+
+
+class SlowStart(Predictor):
+    """A server whose first `slow` answers take `delay` s and the rest none: a new replica."""
+
+    def __init__(self, slow: int, delay: float) -> None:
+        super().__init__()
+        self.slow = slow
+        self.slow_delay = delay
+
+    def __call__(
+        self, method: str, path: str, query: dict[str, str], body: bytes
+    ) -> tuple[int, Any]:
+        with self.lock:
+            first = self.calls < self.slow
+        if first:
+            time.sleep(self.slow_delay)
+        return super().__call__(method, path, query, body)
+
+
+def test_warmup_requests_are_sent_untimed_before_the_measured_ones() -> None:
+    # 8 slow first answers: in 40 measured requests, they would be the p95 and fail it.
+    args = {**ARGS, "maxP95Ms": 100}
+    with serve(SlowStart(slow=9, delay=0.3)) as server:
+        cold = run_check(ctx_for(server), "http_latency", args)
+    assert cold.state == "Failed", cold.message
+    assert "warm-up" not in cold.message and "warmupRequests" not in cold.evidence
+
+    app = SlowStart(slow=9, delay=0.3)
+    with serve(app) as server:
+        warmed = run_check(ctx_for(server), "http_latency", {**args, "warmupRequests": 16})
+    assert warmed.state == "Passed", warmed.message
+    assert warmed.message.endswith("; 0 errors; after 16 warm-up requests)")
+    assert warmed.evidence["warmupRequests"] == 16
+    assert warmed.evidence["requests"] == 40
+    assert app.calls == 1 + 16 + 40  # the untimed first, the warm-up, the measured
+
+
+def test_a_deadline_during_warmup_fails_before_measuring() -> None:
+    ctx = FakeContext()
+
+    def slow(method: str, url: str, **kwargs: Any) -> HttpResponse:
+        ctx.clock.now += 1  # each answer takes a second of the (fake) check time
+        return HttpResponse(200, b'{"outputs": [[3]], "model_version": "1"}', 1.0)
+
+    ctx._http = slow
+    ctx.deadline = ctx.clock.now + 30
+    args = {**ARGS, "concurrency": 1, "requests": 10, "warmupRequests": 100, "timeoutSeconds": 2}
+    result = run_check(ctx, "http_latency", {**args, "expectJson": {}})
+    assert result.state == "Failed", result.message
+    assert result.message.endswith(
+        "warm-up requests were sent at concurrency 1 before the check deadline; the server is "
+        "too slow, or the lab's checkTimeoutSeconds too short for this load"
+    )
+    assert result.evidence["requests"] == 0
