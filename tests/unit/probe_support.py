@@ -2,6 +2,8 @@
 
 The context keeps Kubernetes objects in dicts, but its `http` is the checker's real
 implementation (roadlab.checker.probe_context.http_request), pointed at a server on 127.0.0.1.
+Its `kafka` and `redis` are in memory (FakeKafka, FakeRedis: the probes' Protocols over
+dicts); the real adapters are exercised against a real broker by the streaming lab's e2e test.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,7 +21,14 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from roadlab.checker.probe_context import http_request
-from roadlab.probes import HttpResponse
+from roadlab.probes import HttpResponse, ProbeKafkaError, ProbeRedisError
+from roadlab.probes.base import (
+    KafkaGroup,
+    KafkaGroupMember,
+    KafkaMessage,
+    KafkaTopic,
+    KafkaTopicConfig,
+)
 
 NS = "lab-x"
 
@@ -52,12 +62,16 @@ class FakeClock:
     now: float = 1000.0
     sleeps: list[float] = field(default_factory=list)
     real_pause: float = 0.0
+    # Called after every sleep: what happens in the lab meanwhile (a consumer consuming).
+    on_sleep: Callable[[], None] | None = None
 
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
         if self.real_pause:
             time.sleep(self.real_pause)
+        if self.on_sleep is not None:
+            self.on_sleep()
 
     def monotonic(self) -> float:
         return self.now
@@ -88,6 +102,10 @@ class FakeContext:
         self.lists: list[tuple[str, str, str | None]] = []
         self.urls: list[str] = []
         self.deadline: float | None = None  # on the fake clock
+        # Service name -> the lab's Kafka / Redis behind it; other names do not resolve.
+        self.kafka_services: dict[str, FakeKafka] = {}
+        self.redis_services: dict[str, FakeRedis] = {}
+        self.opened: list[tuple[str, str, int]] = []  # ("kafka" | "redis", service, port)
 
     def add(self, obj: dict[str, Any]) -> FakeContext:
         key = (obj["apiVersion"], obj["kind"], obj["metadata"]["name"])
@@ -141,6 +159,192 @@ class FakeContext:
         if local is None:
             return f"http://{service}.{self.namespace}.svc.cluster.local:{port}{path}"
         return f"http://127.0.0.1:{local}{path}"
+
+    def kafka(self, service: str, port: int) -> FakeKafka:
+        self.opened.append(("kafka", service, port))
+        found = self.kafka_services.get(service)
+        return found if found is not None else FakeKafka(down=f"{service} does not resolve")
+
+    def redis(self, service: str, port: int) -> FakeRedis:
+        self.opened.append(("redis", service, port))
+        found = self.redis_services.get(service)
+        return found if found is not None else FakeRedis(down=f"{service} does not resolve")
+
+
+# --- Kafka and Redis in memory ---------------------------------------------------------------
+
+KAFKA_DEFAULTS = {"retention.ms": "604800000", "cleanup.policy": "delete"}
+
+
+@dataclass
+class FakeTopic:
+    partitions: int = 1
+    replication_factor: int = 1
+    configs: dict[str, str] = field(default_factory=dict)  # set on the topic
+    log: list[list[tuple[bytes, bytes]]] = field(default_factory=list)  # messages by partition
+
+    def __post_init__(self) -> None:
+        self.log = self.log or [[] for _ in range(self.partitions)]
+
+
+class FakeKafka:
+    """A KafkaConnection over dicts: topics with their messages, groups as described, and
+    committed offsets. `down` (a reason) makes every call fail; `fail_next` the next N calls;
+    `fail_produce` the next N produce calls (after delivering half of their messages)."""
+
+    def __init__(self, down: str | None = None) -> None:
+        self.topics: dict[str, FakeTopic] = {}
+        self.groups: dict[str, KafkaGroup | Callable[[], KafkaGroup | None]] = {}
+        self.committed: dict[tuple[str, str, int], int] = {}
+        self.down = down
+        self.fail_next = 0
+        self.fail_produce = 0
+        self.calls: list[str] = []
+        self.timeouts: list[float] = []
+        self.closed = False
+
+    def topic(self, name: str, partitions: int = 1, **configs: str) -> FakeTopic:
+        self.topics[name] = FakeTopic(partitions, configs=dict(configs))
+        return self.topics[name]
+
+    def _call(self, name: str, timeout: float) -> None:
+        self.calls.append(name)
+        self.timeouts.append(timeout)
+        if self.down is not None:
+            raise ProbeKafkaError(f"listing topics: Local: Broker transport failure ({self.down})")
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            raise ProbeKafkaError("listing topics: Local: Broker transport failure (refused)")
+
+    def topic_names(self, *, timeout: float) -> list[str]:
+        self._call("topic_names", timeout)
+        return sorted([*self.topics, "__consumer_offsets"])
+
+    def describe_topic(self, topic: str, *, timeout: float) -> KafkaTopic | None:
+        self._call("describe_topic", timeout)
+        found = self.topics.get(topic)
+        if found is None:
+            return None
+        configs = {
+            name: KafkaTopicConfig(value, "default") for name, value in KAFKA_DEFAULTS.items()
+        }
+        configs.update({name: KafkaTopicConfig(v, "topic") for name, v in found.configs.items()})
+        return KafkaTopic(topic, found.partitions, found.replication_factor, configs)
+
+    def describe_group(self, group: str, *, timeout: float) -> KafkaGroup | None:
+        self._call("describe_group", timeout)
+        found = self.groups.get(group)
+        return found() if callable(found) else found
+
+    def committed_offsets(
+        self, group: str, topic: str, partitions: Sequence[int], *, timeout: float
+    ) -> dict[int, int | None]:
+        self._call("committed_offsets", timeout)
+        return {p: self.committed.get((group, topic, p)) for p in partitions}
+
+    def end_offsets(
+        self, topic: str, partitions: Sequence[int], *, timeout: float
+    ) -> dict[int, int]:
+        self._call("end_offsets", timeout)
+        return {p: len(self.topics[topic].log[p]) for p in partitions}
+
+    def produce(self, topic: str, messages: Sequence[KafkaMessage], *, timeout: float) -> None:
+        self._call("produce", timeout)
+        found = self.topics.get(topic)
+        if found is None:
+            raise ProbeKafkaError(f"producing to {topic}: Local: Unknown topic")
+        failing = self.fail_produce > 0
+        self.fail_produce -= failing
+        for message in messages[: len(messages) // 2] if failing else messages:
+            partition = message.partition
+            if partition is None:
+                partition = zlib.crc32(message.key) % found.partitions
+            found.log[partition].append((message.key, message.value))
+        if failing:
+            raise ProbeKafkaError(f"producing to {topic}: Local: Message timed out")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeRedis:
+    """A RedisConnection over dicts: hashes, and plain string keys (WRONGTYPE for HMGET)."""
+
+    def __init__(self, down: str | None = None) -> None:
+        self.hashes: dict[str, dict[str, str]] = {}
+        self.strings: dict[str, str] = {}
+        self.down = down
+        self.timeouts: list[float] = []
+        self.closed = False
+
+    def hincrby(self, key: str, field_name: str, amount: int) -> None:
+        fields = self.hashes.setdefault(key, {})
+        fields[field_name] = str(int(fields.get(field_name, "0")) + amount)
+
+    def hmget(self, key: str, fields: Sequence[str], *, timeout: float) -> list[str | None]:
+        self.timeouts.append(timeout)
+        if self.down is not None:
+            raise ProbeRedisError(f"HMGET {key}: Error 111 connecting: {self.down}")
+        if key in self.strings:
+            raise ProbeRedisError(
+                f"HMGET {key}: WRONGTYPE Operation against a key holding the wrong kind of value",
+                wrong_type=True,
+            )
+        found = self.hashes.get(key, {})
+        return [found.get(f) for f in fields]
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@dataclass
+class FakeConsumer:
+    """The learner's consumer program, in memory: on each step it reads up to `batch`
+    messages of every partition of `topic` past the group's committed offset, adds each
+    order's quantity (times `times`) to `hash` in Redis and commits (unless commit=False)."""
+
+    kafka: FakeKafka
+    redis: FakeRedis
+    group: str = "order-counter"
+    topic: str = "orders"
+    hash: str = "order-counts"
+    batch: int = 1000
+    times: int = 1
+    commit: bool = True
+    partitions: Sequence[int] | None = None  # the partitions it owns (None: all)
+    positions: dict[int, int] = field(default_factory=dict)
+
+    def step(self) -> None:
+        found = self.kafka.topics.get(self.topic)
+        if found is None:
+            return
+        owned = range(found.partitions) if self.partitions is None else self.partitions
+        for partition in owned:
+            key = (self.group, self.topic, partition)
+            start = self.positions.get(partition, self.kafka.committed.get(key, 0))
+            taken = found.log[partition][start : start + self.batch]
+            for _, value in taken:
+                order = json.loads(value)
+                self.redis.hincrby(self.hash, order["product"], order["quantity"] * self.times)
+            self.positions[partition] = start + len(taken)
+            if self.commit and taken:
+                self.kafka.committed[key] = start + len(taken)
+
+
+def group(
+    state: str = "Stable", *owned: Sequence[int], topic: str = "orders", name: str = "order-counter"
+) -> KafkaGroup:
+    """A group as Kafka describes it: a member per `owned` (the partitions it owns)."""
+    members = tuple(
+        KafkaGroupMember(
+            member_id=f"consumer-{i}-uuid",
+            client_id=f"consumer-{i}",
+            host=f"/10.244.0.{10 + i}",
+            assignment=tuple((topic, p) for p in partitions),
+        )
+        for i, partitions in enumerate(owned, start=1)
+    )
+    return KafkaGroup(name, state, members)  # type: ignore[arg-type]
 
 
 # --- a real HTTP server ----------------------------------------------------------------------

@@ -18,6 +18,7 @@ def test_registry_names() -> None:
         "helm_release",
         "http",
         "http_latency",
+        "kafka",
         "kserve_v2",
         "load_then_assert",
         "mlflow",
@@ -50,7 +51,8 @@ def test_validate_check_accepts_the_real_catalog(catalog: dict[str, LabDefinitio
 def test_validate_check_unknown_probe() -> None:
     with pytest.raises(
         ValueError,
-        match=r"^unknown probe 'resources' \(known: helm_release, http, http_latency, kserve_v2, ",
+        match=r"^unknown probe 'resources' \(known: helm_release, http, http_latency, kafka, "
+        r"kserve_v2, ",
     ):
         validate_check("resources", {})
 

@@ -1,6 +1,6 @@
 """What the probes of a check run against: HTTP to the lab's Services (with time for a
-new Service's name to resolve), the lab namespace through the Kubernetes API, and the
-check's deadline over both.
+new Service's name to resolve), the lab's Kafka and Redis (roadlab.checker.streams), the lab
+namespace through the Kubernetes API, and the check's deadline over all of them.
 
 A check Job builds one client for its one check (kube_context); the warm checker builds one
 for the process and a cheap context per check from it (SharedKubeContexts).
@@ -26,13 +26,16 @@ from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
 
+from roadlab.checker.streams import KafkaAdapter, RedisAdapter
 from roadlab.kube.client import describe_api_error, load_api_client
 from roadlab.kube.operator_api import KubeApi
 from roadlab.probes import (
     HttpResponse,
+    KafkaConnection,
     ProbeApiError,
     ProbeContext,
     ProbeHttpError,
+    RedisConnection,
     cluster_service_url,
 )
 
@@ -119,8 +122,13 @@ def lab_service_name(url: str, namespace: str) -> str | None:
     return name if name and "." not in name else None
 
 
+def cluster_service_host(service: str, namespace: str) -> str:
+    return f"{service}.{namespace}.svc.cluster.local"
+
+
 class HttpContextMixin:
-    """The real `http`, `sleep`, `monotonic` and `service_url` of a probe context."""
+    """The real `http`, `kafka`, `redis`, `sleep`, `monotonic` and `service_url` of a probe
+    context."""
 
     namespace: str
 
@@ -145,6 +153,14 @@ class HttpContextMixin:
 
     def time_left(self) -> float | None:
         return None
+
+    def kafka(self, service: str, port: int) -> KafkaConnection:
+        # The broker advertises its in-cluster name too (kafka.<ns>.svc.cluster.local:9092),
+        # which the client connects to after the bootstrap.
+        return KafkaAdapter(f"{cluster_service_host(service, self.namespace)}:{port}")
+
+    def redis(self, service: str, port: int) -> RedisConnection:
+        return RedisAdapter(cluster_service_host(service, self.namespace), port)
 
 
 class KubeProbeContext(HttpContextMixin):
@@ -254,6 +270,12 @@ class DeadlineContext:
 
     def service_url(self, service: str, port: int, path: str) -> str:
         return self.inner.service_url(service, port, path)
+
+    def kafka(self, service: str, port: int) -> KafkaConnection:
+        return self.inner.kafka(service, port)
+
+    def redis(self, service: str, port: int) -> RedisConnection:
+        return self.inner.redis(service, port)
 
     def time_left(self) -> float:
         left = self.deadline - self.clock()

@@ -15,6 +15,7 @@ from roadlab.probes import (
     helm,
     http_latency,
     http_probe,
+    kafka,
     kserve_v2,
     load_then_assert,
     mlflow,
@@ -27,10 +28,14 @@ from roadlab.probes import (
 from roadlab.probes.base import (
     CheckResult,
     HttpResponse,
+    KafkaConnection,
     Probe,
     ProbeApiError,
     ProbeContext,
     ProbeHttpError,
+    ProbeKafkaError,
+    ProbeRedisError,
+    RedisConnection,
     cluster_service_url,
 )
 
@@ -38,10 +43,14 @@ __all__ = [
     "PROBES",
     "CheckResult",
     "HttpResponse",
+    "KafkaConnection",
     "Probe",
     "ProbeApiError",
     "ProbeContext",
     "ProbeHttpError",
+    "ProbeKafkaError",
+    "ProbeRedisError",
+    "RedisConnection",
     "cluster_service_url",
     "describe_args_error",
     "run_check",
@@ -62,6 +71,7 @@ PROBES: dict[str, Probe[Any]] = {
         load_then_assert.PROBE,
         helm.PROBE,
         prometheus.PROBE,
+        kafka.PROBE,
     )
 }
 
@@ -106,5 +116,9 @@ def run_check(ctx: ProbeContext, probe: str, args: Mapping[str, Any]) -> CheckRe
         return CheckResult.err(f"probe {probe} could not complete an HTTP request: {exc}")
     except ProbeApiError as exc:
         return CheckResult.err(f"probe {probe} could not read from the Kubernetes API: {exc}")
+    except ProbeKafkaError as exc:
+        return CheckResult.err(f"probe {probe} could not talk to Kafka: {exc}")
+    except ProbeRedisError as exc:
+        return CheckResult.err(f"probe {probe} could not talk to Redis: {exc}")
     except Exception as exc:
         return CheckResult.err(f"probe {probe} failed unexpectedly: {type(exc).__name__}: {exc}")

@@ -2,14 +2,16 @@
 
 Probes are pure functions of (context, validated args). They never talk to the network
 or the Kubernetes API themselves: the context does all I/O, so the checker supplies the
-real one and the tests an in-memory one (plus a real local HTTP server).
+real one and the tests an in-memory one (plus a real local HTTP server). A lab's Kafka and
+Redis are reached the same way, through the connections the context opens
+(KafkaConnection, RedisConnection: typed results, one error type each).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, Protocol, TypeAlias, TypeVar
 
@@ -80,6 +82,114 @@ class ProbeApiError(Exception):
     """The Kubernetes API could not answer (kind not served, forbidden, unavailable)."""
 
 
+class ProbeKafkaError(Exception):
+    """Kafka could not answer (unreachable, still starting, a request refused or timed out)."""
+
+
+class ProbeRedisError(Exception):
+    """Redis could not answer; wrong_type when the key holds another type than was asked."""
+
+    def __init__(self, message: str, *, wrong_type: bool = False) -> None:
+        super().__init__(message)
+        self.wrong_type = wrong_type
+
+
+# Where a topic's config value comes from: set on the topic itself, on the broker (its
+# properties or a dynamic broker config), Kafka's built-in default, or not known.
+ConfigSource = Literal["topic", "broker", "default", "unknown"]
+
+
+@dataclass(frozen=True)
+class KafkaTopicConfig:
+    value: str | None  # None: sensitive or not shown
+    source: ConfigSource
+
+
+@dataclass(frozen=True)
+class KafkaTopic:
+    name: str
+    partitions: int
+    replication_factor: int  # the fewest replicas of any partition
+    configs: Mapping[str, KafkaTopicConfig]  # every config the broker reports for it
+
+
+@dataclass(frozen=True)
+class KafkaGroupMember:
+    member_id: str
+    client_id: str
+    host: str
+    assignment: tuple[tuple[str, int], ...]  # (topic, partition), sorted
+
+
+# Kafka's own names, as `kafka-consumer-groups.sh --describe --state` shows them.
+GroupState = Literal["Stable", "Empty", "PreparingRebalance", "CompletingRebalance", "Unknown"]
+
+
+@dataclass(frozen=True)
+class KafkaGroup:
+    group_id: str
+    state: GroupState
+    members: tuple[KafkaGroupMember, ...]
+
+
+@dataclass(frozen=True)
+class KafkaMessage:
+    key: bytes
+    value: bytes
+    partition: int | None = None  # None: the producer's partitioner picks one by the key
+
+
+class KafkaConnection(Protocol):
+    """A lab's Kafka, through its bootstrap Service. Every call waits at most `timeout`
+    seconds (the probe fits it within time_left()) and raises ProbeKafkaError when Kafka
+    did not answer. close() when done."""
+
+    def topic_names(self, *, timeout: float) -> list[str]:
+        """Every topic, internal ones too. Asks for no topic by name, so a broker with
+        auto.create.topics.enable creates none."""
+        ...
+
+    def describe_topic(self, topic: str, *, timeout: float) -> KafkaTopic | None:
+        """Partitions, replication factor and configs; None when the topic does not exist
+        (also found without asking for it by name)."""
+        ...
+
+    def describe_group(self, group: str, *, timeout: float) -> KafkaGroup | None:
+        """The consumer group's state and members; None when no consumer ever joined it or
+        the group is gone (Kafka reports it Dead)."""
+        ...
+
+    def committed_offsets(
+        self, group: str, topic: str, partitions: Sequence[int], *, timeout: float
+    ) -> dict[int, int | None]:
+        """The group's committed offset on each partition (None: nothing committed)."""
+        ...
+
+    def end_offsets(
+        self, topic: str, partitions: Sequence[int], *, timeout: float
+    ) -> dict[int, int]:
+        """Each partition's end (latest) offset: the offset its next message will get."""
+        ...
+
+    def produce(self, topic: str, messages: Sequence[KafkaMessage], *, timeout: float) -> None:
+        """Send the messages and wait until every one is acknowledged; raises
+        ProbeKafkaError when any was not. Never creates the topic."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class RedisConnection(Protocol):
+    """A lab's Redis. Every call waits at most `timeout` seconds and raises ProbeRedisError
+    when Redis did not answer. close() when done."""
+
+    def hmget(self, key: str, fields: Sequence[str], *, timeout: float) -> list[str | None]:
+        """HMGET: each field's value (None when the field or the key is absent)."""
+        ...
+
+    def close(self) -> None: ...
+
+
 class ProbeContext(Protocol):
     """Everything a probe may do to observe the lab. One context per lab namespace."""
 
@@ -117,6 +227,14 @@ class ProbeContext(Protocol):
 
     def time_left(self) -> float | None:
         """Seconds until the check deadline (None: no deadline). Long probes fit within it."""
+        ...
+
+    def kafka(self, service: str, port: int) -> KafkaConnection:
+        """A connection to the lab's Kafka through the bootstrap Service `service`."""
+        ...
+
+    def redis(self, service: str, port: int) -> RedisConnection:
+        """A connection to the lab's Redis Service `service`."""
         ...
 
 
