@@ -14,6 +14,9 @@ MODEL_API_IMAGE=localhost/roadlab/model-api:0.1.0
 TOOLBOX_IMAGE=localhost/roadlab/toolbox:0.1.0
 PROMETHEUS_IMAGE=localhost/roadlab/prometheus:0.1.0
 ALERTMANAGER_IMAGE=localhost/roadlab/alertmanager:0.1.0
+KAFKA_IMAGE=localhost/roadlab/kafka:0.1.0
+REDIS_IMAGE=localhost/roadlab/redis:0.1.0
+STREAM_WORKER_IMAGE=localhost/roadlab/stream-worker:0.1.0
 
 # go_binary_context SRC_DIR BINARY: a build context with the static binary beside the Dockerfile.
 go_binary_context() {
@@ -88,6 +91,32 @@ observability_contexts() {
   printf '%s\n' "$prometheus" "$alertmanager"
 }
 
+# streaming_contexts: build contexts for the streaming lab's Kafka, Redis and worker, printed
+# as three lines in that order. Kafka's has the jars of images/kafka/pom.xml beside its
+# Dockerfile (libs/), fetched from Maven Central once per Kafka version and pom (cached like
+# the Go binaries, with Maven's own repository under the cache too: a warm build runs no mvn).
+streaming_contexts() {
+  local libs kafka
+  libs=$CACHE_DIR/kafka/libs-$KAFKA_VERSION-$(hash_inputs "$REPO_DIR/images/kafka/pom.xml")
+  if [[ ! -d $libs ]]; then
+    command -v mvn >/dev/null || die "the kafka image needs Maven (mvn) to fetch Kafka's jars"
+    rm -rf "$libs.tmp" && mkdir -p "$libs.tmp"
+    cp "$REPO_DIR/images/kafka/pom.xml" "$libs.tmp/"
+    with_progress "Kafka $KAFKA_VERSION's jars (Maven Central)" "40 s" \
+      mvn -q -B -Dstyle.color=never -f "$libs.tmp/pom.xml" -Dmaven.repo.local="$CACHE_DIR/maven" \
+      -Dkafka.version="$KAFKA_VERSION" dependency:copy-dependencies >&2
+    local old # only the current version's jars are kept
+    for old in "$CACHE_DIR/kafka/libs-"*; do
+      [[ $old == *.tmp ]] || rm -rf "$old"
+    done
+    mv "$libs.tmp/target/libs" "$libs"
+    rm -rf "$libs.tmp"
+  fi
+  kafka=$(dir_context "$REPO_DIR/images/kafka")
+  cp -r "$libs" "$kafka/libs"
+  printf '%s\n' "$kafka" "$(dir_context "$REPO_DIR/images/redis")" "$(dir_context "$REPO_DIR/images/stream-worker")"
+}
+
 # vendor_portal_assets: the portal's pinned xterm.js from npm, into the operator's sources
 # (not committed), so the image serves the terminal.
 vendor_portal_assets() { "$REPO_DIR/scripts/vendor-portal-assets.sh" >&2; }
@@ -142,6 +171,13 @@ main() {
   ((${#contexts[@]} == 2)) || die "building the observability lab's servers failed"
   IMAGE_BUILD_EXPECTED="5 s" load "$PROMETHEUS_IMAGE" "${contexts[0]}"
   IMAGE_BUILD_EXPECTED="5 s" load "$ALERTMANAGER_IMAGE" "${contexts[1]}"
+  rm -rf "${contexts[@]}"
+  # The streaming lab's Kafka (jars from Maven Central), Redis and the learner's worker.
+  mapfile -t contexts < <(streaming_contexts)
+  ((${#contexts[@]} == 3)) || die "preparing the streaming lab's images failed"
+  IMAGE_BUILD_EXPECTED="1 min" load "$KAFKA_IMAGE" "${contexts[0]}" Dockerfile "${args[@]}"
+  IMAGE_BUILD_EXPECTED="10 s" load "$REDIS_IMAGE" "${contexts[1]}" Dockerfile "${args[@]}"
+  IMAGE_BUILD_EXPECTED="30-60 s" load "$STREAM_WORKER_IMAGE" "${contexts[2]}" Dockerfile "${args[@]}"
   rm -rf "${contexts[@]}"
   log "project images built and loaded ($TARGET)"
 }
