@@ -155,14 +155,14 @@ def test_a_missing_topic_is_said_at_once() -> None:
     assert clock.sleeps == []
 
 
-def test_a_wrong_topic_waits_the_window_out() -> None:
+def test_a_wrong_topic_is_said_at_once() -> None:
     clock = FakeClock()
     ctx, kafka, _ = lab(clock)
     kafka.topic("orders", 1, **{"retention.ms": "86400000"})
     result = run_check(ctx, "kafka", {**TOPIC, "withinSeconds": 10, "pollSeconds": 5})
     assert result.state == "Failed"
-    assert result.message.endswith("or delete it and create it with --partitions 3 (waited 10 s)")
-    assert clock.sleeps == [5, 5]
+    assert result.message.endswith("or delete it and create it with --partitions 3")
+    assert clock.sleeps == []
 
 
 def test_a_broker_that_is_starting_is_waited_for_and_one_that_never_answers_is_an_error() -> None:
@@ -332,7 +332,7 @@ def test_counts_pass_when_the_group_has_counted_every_order() -> None:
     assert result.state == "Passed", result.message
     assert result.message == (
         "group order-counter consumed the check's 300 orders of 6 products on orders, and "
-        f"Redis hash order-counts holds their units ({units} in all) 4 s after they were "
+        f"Redis hash order-counts holds their units ({units} in all) 4.0 s after they were "
         "produced"
     )
     assert result.evidence["runId"] == RUN

@@ -32,8 +32,9 @@ starting, restarted) is waited for, an Error only if it never answers in the win
   as they were right after the check produced, and HMGET of the products in the Redis hash
   must give the sum of each product's quantities.
 
-A missing topic fails at once in every mode (counts produces nothing then): waiting does
-not make one.
+A missing topic fails at once in every mode (counts produces nothing then), and so does a
+topic that is not as asked in topic mode: waiting does not make or change one. The window
+is for a broker that is starting, a rebalance and consumers catching up.
 
 The probe reads topics only from the metadata of all topics: a request for one topic by
 name would create it on a broker with auto.create.topics.enable (see KafkaConnection).
@@ -318,7 +319,8 @@ def _check_topic(streams: _Streams, check: TopicCheck) -> _Outcome:
     problems.extend(config_problems(args, topic, check.configs))
     said = [p for p in problems if p]
     if said:
-        return _Outcome(False, "; ".join(said), evidence)
+        # Final as well: partitions and configs change when someone changes them.
+        return _Outcome(False, "; ".join(said), evidence, final=True)
     configs = "".join(f", {name}={value}" for name, value in check.configs.items())
     return _Outcome(
         True,
@@ -686,7 +688,7 @@ class _Counting:
                 f"group {check.group} consumed the check's {check.messages} orders of "
                 f"{plural(check.products, 'product')} on {check.topic}, and Redis hash "
                 f"{check.redis.hash} holds their units ({evidence['units']} in all) "
-                f"{seconds:.0f} s after they were produced",
+                f"{seconds:.1f} s after they were produced",
                 evidence,
             )
         timed = lag.any_commit and not lag.caught_up  # the lag's clause says for how long
