@@ -92,6 +92,9 @@ def recheck_lab(lab_name: str) -> None:
         or not checks.runs_warm(definition, rt.settings.warm_checker)
         or not cond.is_true(status.conditions, cond.PROVISIONED)
         or cond.is_true(status.conditions, cond.EXPIRED)
+        # A learner's request is waiting: its run checks the same objects, and a re-check
+        # started first would hold it back for a whole run (a wrong answer's: minutes).
+        or checks.pending_request((body.get("metadata") or {}).get("annotations") or {}, status)
     ):
         return
     try:
