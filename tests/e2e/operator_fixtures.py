@@ -79,6 +79,9 @@ def install_warm_checker(run: Any, kubectl: tuple[str, ...]) -> None:
         documents = [d for d in documents if d["kind"] != "Secret"]
     apply = ("apply", "--server-side", "--force-conflicts")
     run(*kubectl, *apply, "-f", "-", stdin=yaml.safe_dump_all(documents))
+    # A new pod: one left running by an earlier session still runs the image it started
+    # with, under the same tag, and would check with the probes of before this build.
+    run(*kubectl, "rollout", "restart", "-n", OPERATOR_NAMESPACE, "deployment/roadlab-checker")
     run(*kubectl, "rollout", "status", "-n", OPERATOR_NAMESPACE, "deployment/roadlab-checker",
         "--timeout=180s")  # fmt: skip
 
