@@ -15,9 +15,10 @@ install_missing() {
     apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   fi
 }
-# On every cluster: the e2e suite's browser (the portal is tested in headless Chromium) and
-# npm, which fetches the portal's pinned xterm.js.
-install_missing chromium:chromium chromedriver:chromium-driver npm:npm
+# On every cluster: the e2e suite's browser (the portal is tested in headless Chromium),
+# npm, which fetches the portal's pinned xterm.js, and Maven, which fetches Kafka's jars for
+# the streaming lab's image (images/kafka/pom.xml).
+install_missing chromium:chromium chromedriver:chromium-driver npm:npm mvn:maven
 # On kind or a cluster of the user's own, nothing of the local cluster is needed.
 if [[ -n ${ROADLAB_KUBECONFIG:-} || ${ROADLAB_CLUSTER:-} == kind ]]; then exit 0; fi
 install_missing containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins \

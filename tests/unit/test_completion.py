@@ -115,6 +115,7 @@ def test_catalog_labs_for_start_and_catalog(catalog: dict[str, LabDefinition]) -
         "model-api",
         "observability",
         "smoke",
+        "streaming",
         "triton",
     ]
     assert found["smoke"] == "Smoke test"
