@@ -68,7 +68,8 @@ from roadlab.probes.base import (
     plural,
 )
 from roadlab.probes.http_args import Port, ServiceName
-from roadlab.probes.traffic import DEADLINE_MARGIN_SECONDS, window_within_deadline
+from roadlab.probes.polling import Outcome, Unavailable, evidence_with_seconds, poll, result
+from roadlab.probes.traffic import DEADLINE_MARGIN_SECONDS
 
 MAX_SHOWN_ITEMS = 4
 MAX_QUANTITY = 5
@@ -145,19 +146,6 @@ class KafkaArgs(ProbeArgs):
         return self
 
 
-class _UnavailableError(Exception):
-    """Kafka or Redis could not answer (an Error, not the learner's doing)."""
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    passed: bool
-    message: str
-    evidence: Evidence
-    final: bool = False  # no point polling on: waiting cannot change it
-    timed: bool = False  # the message says how long the check waited
-
-
 def _listed(items: Sequence[str], separator: str = ", ") -> str:
     shown = separator.join(items[:MAX_SHOWN_ITEMS])
     more = len(items) - MAX_SHOWN_ITEMS
@@ -173,7 +161,7 @@ T = TypeVar("T")
 
 class _Streams:
     """The connections of one probe run: each call's timeout fitted within the deadline,
-    ProbeKafkaError and ProbeRedisError turned into _UnavailableError with what to look at."""
+    ProbeKafkaError and ProbeRedisError turned into Unavailable with what to look at."""
 
     def __init__(self, ctx: ProbeContext, args: KafkaArgs, kafka: KafkaConnection) -> None:
         self.ctx = ctx
@@ -191,7 +179,7 @@ class _Streams:
         try:
             return request(self.timeout())
         except ProbeKafkaError as exc:
-            raise _UnavailableError(
+            raise Unavailable(
                 f"cannot reach Kafka at {self.address}: {exc}; check that the broker's pod is "
                 f"ready (`kubectl get pods`, its log) and that the Service {self.args.service} "
                 f"selects it (`kubectl get endpoints {self.args.service}`)"
@@ -209,7 +197,7 @@ class _Streams:
         except ProbeRedisError as exc:
             if exc.wrong_type:
                 return exc
-            raise _UnavailableError(
+            raise Unavailable(
                 f"cannot reach Redis at {where.service}:{where.port}: {exc}; check that its pod "
                 f"is ready and that the Service {where.service} selects it"
             ) from exc
@@ -286,14 +274,14 @@ def config_problems(args: KafkaArgs, topic: KafkaTopic, wanted: Mapping[str, str
     return problems
 
 
-def _check_topic(streams: _Streams, check: TopicCheck) -> _Outcome:
+def _check_topic(streams: _Streams, check: TopicCheck) -> Outcome:
     args = streams.args
     topic = streams.topic(check.name)
     if topic is None:
         names = streams.call(lambda timeout: streams.kafka.topic_names(timeout=timeout))
         # Final: a topic appears when someone makes it, not by waiting (a check would
         # otherwise take its whole window to say so).
-        return _Outcome(
+        return Outcome(
             False,
             missing_topic_message(args, check.name, names, _create_options(check)),
             {},
@@ -320,9 +308,9 @@ def _check_topic(streams: _Streams, check: TopicCheck) -> _Outcome:
     said = [p for p in problems if p]
     if said:
         # Final as well: partitions and configs change when someone changes them.
-        return _Outcome(False, "; ".join(said), evidence, final=True)
+        return Outcome(False, "; ".join(said), evidence, final=True)
     configs = "".join(f", {name}={value}" for name, value in check.configs.items())
-    return _Outcome(
+    return Outcome(
         True,
         f"topic {check.name}: {plural(topic.partitions, 'partition')}, replication factor "
         f"{topic.replication_factor}{configs}",
@@ -388,11 +376,11 @@ def group_problem(
     return None
 
 
-def _check_group(streams: _Streams, check: ConsumerGroupCheck) -> _Outcome:
+def _check_group(streams: _Streams, check: ConsumerGroupCheck) -> Outcome:
     topic = streams.topic(check.topic)
     if topic is None:
         names = streams.call(lambda timeout: streams.kafka.topic_names(timeout=timeout))
-        return _Outcome(
+        return Outcome(
             False, missing_topic_message(streams.args, check.topic, names, ""), {}, final=True
         )
     group = streams.call(lambda timeout: streams.kafka.describe_group(check.group, timeout=timeout))
@@ -407,9 +395,9 @@ def _check_group(streams: _Streams, check: ConsumerGroupCheck) -> _Outcome:
             evidence["assignment"] = _listed(shown, "; ")
     problem = group_problem(group, check, topic.partitions)
     if problem is not None:
-        return _Outcome(False, problem, evidence)
+        return Outcome(False, problem, evidence)
     assert group is not None  # group_problem says so otherwise
-    return _Outcome(
+    return Outcome(
         True,
         f"group {check.group} is Stable with {plural(len(group.members), 'member')}, each "
         f"owning partitions of {check.topic} ({evidence.get('assignment', '')})",
@@ -611,14 +599,14 @@ class _Counting:
         self.orders = plan_orders(run_id, self.check.messages, self.check.products)
         self.expected = expected_units(self.orders)
 
-    def _produce(self) -> _Outcome | None:
+    def _produce(self) -> Outcome | None:
         """Produce the orders and record the end offsets; an outcome when that cannot be."""
         streams, check = self.streams, self.check
         kafka = streams.kafka
         topic = streams.topic(check.topic)
         if topic is None:
             names = streams.call(lambda timeout: kafka.topic_names(timeout=timeout))
-            return _Outcome(
+            return Outcome(
                 False,
                 missing_topic_message(streams.args, check.topic, names, "")
                 + " (the check produced nothing)",
@@ -632,14 +620,14 @@ class _Counting:
         messages = [order.message(topic.partitions) for order in self.orders]
         try:
             streams.call(lambda timeout: kafka.produce(check.topic, messages, timeout=timeout))
-        except _UnavailableError:
+        except Unavailable:
             # Some may have been delivered: the next attempt is a run of its own.
             self._plan(self.run_ids())
             raise
         self.produced_at = streams.ctx.monotonic()
         return None
 
-    def evaluate(self) -> _Outcome:
+    def evaluate(self) -> Outcome:
         streams, check = self.streams, self.check
         if self.produced_at is None:
             stopped = self._produce()
@@ -683,7 +671,7 @@ class _Counting:
             said.append(counts_message(check.redis, counts))
         problems = [s for s in said if s]
         if not problems:
-            return _Outcome(
+            return Outcome(
                 True,
                 f"group {check.group} consumed the check's {check.messages} orders of "
                 f"{plural(check.products, 'product')} on {check.topic}, and Redis hash "
@@ -692,30 +680,17 @@ class _Counting:
                 evidence,
             )
         timed = lag.any_commit and not lag.caught_up  # the lag's clause says for how long
-        return _Outcome(False, "; ".join(problems), evidence, timed=timed)
+        return Outcome(False, "; ".join(problems), evidence, timed=timed)
 
 
 # --- running --------------------------------------------------------------------------------
 
 
 def _poll(
-    ctx: ProbeContext, args: KafkaArgs, evaluate: Callable[[], _Outcome]
-) -> tuple[_Outcome, float]:
-    window = window_within_deadline(ctx, float(args.within_seconds))
-    started = ctx.monotonic()
-    while True:
-        try:
-            outcome = evaluate()
-        except _UnavailableError:
-            # A broker or Redis still starting (or restarted) answers within seconds: an
-            # Error only if it never does in the window.
-            if ctx.monotonic() - started >= window:
-                raise
-        else:
-            elapsed = ctx.monotonic() - started
-            if outcome.passed or outcome.final or elapsed >= window:
-                return outcome, elapsed
-        ctx.sleep(min(args.poll_seconds, max(window - (ctx.monotonic() - started), 0.0)))
+    ctx: ProbeContext, args: KafkaArgs, evaluate: Callable[[], Outcome]
+) -> tuple[Outcome, float]:
+    # A broker or Redis still starting (or restarted) answers within seconds: waited for.
+    return poll(ctx, float(args.within_seconds), args.poll_seconds, lambda _window: evaluate())
 
 
 def run(ctx: ProbeContext, args: KafkaArgs) -> CheckResult:
@@ -734,18 +709,9 @@ def run(ctx: ProbeContext, args: KafkaArgs) -> CheckResult:
                 with closing(ctx.redis(counts.redis.service, counts.redis.port)) as redis:
                     counting = _Counting(streams, counts, redis, new_run_id)
                     outcome, elapsed = _poll(ctx, args, counting.evaluate)
-    except _UnavailableError as unavailable:
+    except Unavailable as unavailable:
         return CheckResult.err(str(unavailable))
-    evidence = dict(outcome.evidence)
-    evidence["seconds"] = round(elapsed, 1)
-    if outcome.passed:
-        return CheckResult.ok(outcome.message, evidence)
-    waited = (
-        f" (waited {elapsed:.0f} s)"
-        if elapsed >= 1 and not outcome.final and not outcome.timed
-        else ""
-    )
-    return CheckResult.fail(outcome.message + waited, evidence)
+    return result(outcome, elapsed, evidence_with_seconds(outcome, elapsed))
 
 
 PROBE = Probe(

@@ -39,7 +39,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from contextlib import ExitStack
-from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -56,7 +55,8 @@ from roadlab.probes.base import (
     show,
 )
 from roadlab.probes.http_args import Port, ServiceName, UrlPath, snippet, unreachable
-from roadlab.probes.traffic import Traffic, window_within_deadline
+from roadlab.probes.polling import Outcome, Unavailable, evidence_with_seconds, poll, result
+from roadlab.probes.traffic import Traffic
 
 MAX_SHOWN_ITEMS = 4
 
@@ -127,20 +127,8 @@ class PrometheusArgs(ProbeArgs):
         return self
 
 
-class _UnavailableError(Exception):
-    """Prometheus or Alertmanager could not answer (an Error, not the learner's doing)."""
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    passed: bool
-    message: str
-    evidence: Evidence
-    final: bool = False  # no point polling on: waiting cannot change it
-
-
 class _Api:
-    """GETs against the lab's Prometheus and Alertmanager, JSON in, _UnavailableError out."""
+    """GETs against the lab's Prometheus and Alertmanager, JSON in, Unavailable out."""
 
     def __init__(self, ctx: ProbeContext, args: PrometheusArgs) -> None:
         self.ctx = ctx
@@ -158,17 +146,17 @@ class _Api:
                 timeout=self.args.timeout_seconds,
             )
         except ProbeHttpError as exc:
-            raise _UnavailableError(unreachable(service, port, f"GET {path}", exc)) from exc
+            raise Unavailable(unreachable(service, port, f"GET {path}", exc)) from exc
         try:
             body = response.json()
         except ValueError as exc:
-            raise _UnavailableError(
+            raise Unavailable(
                 f"{service} answered GET {path} with {response.status} and a body that is not "
                 f"JSON: {snippet(response)}"
             ) from exc
         if response.status != 200:
             detail = body.get("error") if isinstance(body, dict) else None
-            raise _UnavailableError(
+            raise Unavailable(
                 f"{service} answered GET {path} with {response.status}: "
                 f"{show(detail) if detail else snippet(response)}"
             )
@@ -177,7 +165,7 @@ class _Api:
     def prometheus(self, path: str, **query: str) -> Any:
         body = self.get(self.args.service, self.args.port, path, query)
         if not isinstance(body, dict) or body.get("status") != "success":
-            raise _UnavailableError(f"Prometheus answered GET {path} without success: {show(body)}")
+            raise Unavailable(f"Prometheus answered GET {path} without success: {show(body)}")
         return body.get("data")
 
     def vector(self, expr: str, at: float | None = None) -> list[tuple[dict[str, str], float]]:
@@ -218,7 +206,7 @@ def _missing_labels(have: Mapping[str, Any], want: Mapping[str, str]) -> dict[st
     return {k: v for k, v in want.items() if have.get(k) != v}
 
 
-def _check_targets(api: _Api, check: TargetsCheck) -> _Outcome:
+def _check_targets(api: _Api, check: TargetsCheck) -> Outcome:
     data = api.prometheus("/api/v1/targets", state="active") or {}
     every = [t for t in data.get("activeTargets") or [] if isinstance(t, dict)]
     ours = [t for t in every if (t.get("labels") or {}).get("job") == check.job]
@@ -229,7 +217,7 @@ def _check_targets(api: _Api, check: TargetsCheck) -> _Outcome:
         evidence["instances"] = _listed(instances)
     if not ours:
         jobs = sorted({str((t.get("labels") or {}).get("job")) for t in every})
-        return _Outcome(
+        return Outcome(
             False,
             f"Prometheus has no active target of job {show(check.job)} (targets API; jobs it "
             f"scrapes: {_listed(jobs) or 'none'}): add a scrape job {show(check.job)} to its "
@@ -237,7 +225,7 @@ def _check_targets(api: _Api, check: TargetsCheck) -> _Outcome:
             evidence,
         )
     if len(ours) != check.up:
-        return _Outcome(
+        return Outcome(
             False,
             f"job {show(check.job)} has {plural(len(ours), 'target')} ({_listed(instances)}), "
             f"expected {check.up}: one per pod, each scraped on its own",
@@ -252,7 +240,7 @@ def _check_targets(api: _Api, check: TargetsCheck) -> _Outcome:
                 for t in down
             ]
         )
-        return _Outcome(
+        return Outcome(
             False,
             f"{len(healthy)} of the {len(ours)} targets of job {show(check.job)} are up "
             f"({reasons})",
@@ -261,13 +249,13 @@ def _check_targets(api: _Api, check: TargetsCheck) -> _Outcome:
     intervals = sorted({str(t.get("scrapeInterval")) for t in ours})
     evidence["scrapeInterval"] = ", ".join(intervals)
     if check.scrape_interval is not None and intervals != [check.scrape_interval]:
-        return _Outcome(
+        return Outcome(
             False,
             f"job {show(check.job)} is scraped every {' and '.join(intervals)}, expected "
             f"{check.scrape_interval} (scrape_interval of the job, or the global one)",
             evidence,
         )
-    return _Outcome(
+    return Outcome(
         True,
         f"job {show(check.job)}: {plural(len(ours), 'target')} up ({_listed(instances)}), "
         f"scraped every {', '.join(intervals)}",
@@ -294,16 +282,16 @@ def _rule_problem(rules: list[dict[str, Any]], name: str, kind: str) -> str | No
     return None
 
 
-def _check_recording_rule(api: _Api, check: RecordingRuleCheck, sent: int | None) -> _Outcome:
+def _check_recording_rule(api: _Api, check: RecordingRuleCheck, sent: int | None) -> Outcome:
     problem = _rule_problem(api.rules("record"), check.record, "recording")
     if problem:
         # The rules Prometheus has loaded change only when it re-reads its configuration:
         # say so now (the message says how) rather than after the whole window.
-        return _Outcome(False, problem, {}, final=True)
+        return Outcome(False, problem, {}, final=True)
     recorded = api.vector(f"timestamp({check.record})")
     evidence: Evidence = {"series": len(recorded)}
     if not recorded:
-        return _Outcome(
+        return Outcome(
             False,
             f"recording rule {show(check.record)} is loaded but has recorded no sample yet "
             "(its expression returned nothing: are its source metrics scraped?)",
@@ -311,7 +299,7 @@ def _check_recording_rule(api: _Api, check: RecordingRuleCheck, sent: int | None
         )
     if len(recorded) != check.series:
         shown = _listed([_labels_text(labels) for labels, _ in recorded])
-        return _Outcome(
+        return Outcome(
             False,
             f"{check.record} has {plural(len(recorded), 'series', '')} ({shown}), expected "
             f"{check.series}: aggregate what the task says (sum by the labels it keeps)",
@@ -321,7 +309,7 @@ def _check_recording_rule(api: _Api, check: RecordingRuleCheck, sent: int | None
     for labels, _ in recorded:
         missing = _missing_labels(labels, check.labels)
         if missing:
-            return _Outcome(
+            return Outcome(
                 False,
                 f"{check.record} is recorded as {_labels_text(labels)}, without "
                 f"{_labels_text(missing)}",
@@ -333,12 +321,12 @@ def _check_recording_rule(api: _Api, check: RecordingRuleCheck, sent: int | None
     values = api.vector(check.record, at)
     expected = api.vector(check.equivalent_to, at)
     if len(values) != check.series or len(expected) != check.series:
-        return _Outcome(False, f"{check.record} has no sample at its own last evaluation", evidence)
+        return Outcome(False, f"{check.record} has no sample at its own last evaluation", evidence)
     got = sum(v for _, v in values)
     want = sum(v for _, v in expected)
     evidence.update({"recorded": round(got, 6), "expected": round(want, 6), "at": round(at, 3)})
     if sent is not None and want <= 0:
-        return _Outcome(
+        return Outcome(
             False,
             f"the check sent {sent} requests, but {check.equivalent_to} is {want:g}: the "
             "requests are not in Prometheus yet (is the app scraped?)",
@@ -346,14 +334,14 @@ def _check_recording_rule(api: _Api, check: RecordingRuleCheck, sent: int | None
         )
     tolerance = check.tolerance_percent / 100 * abs(want)
     if not (math.isfinite(got) and abs(got - want) <= tolerance):
-        return _Outcome(
+        return Outcome(
             False,
             f"{check.record} recorded {got:.4g}, but {check.equivalent_to} is {want:.4g} at the "
             f"same instant (off by more than {check.tolerance_percent:g}%): the rule computes "
             "something else",
             evidence,
         )
-    return _Outcome(
+    return Outcome(
         True,
         f"{check.record} recorded {got:.4g}, as {check.equivalent_to} computes ({want:.4g})",
         evidence,
@@ -365,11 +353,11 @@ def _alert_states(rules: list[dict[str, Any]], name: str) -> str:
     return " and ".join(states) or "unknown"
 
 
-def _check_alert(api: _Api, check: AlertCheck, load: str, window: float) -> _Outcome:
+def _check_alert(api: _Api, check: AlertCheck, load: str, window: float) -> Outcome:
     rules = api.rules("alert")
     problem = _rule_problem(rules, check.name, "alerting")
     if problem:
-        return _Outcome(False, problem, {}, final=True)
+        return Outcome(False, problem, {}, final=True)
     alerts = api.get(
         check.alertmanager,
         check.alertmanager_port,
@@ -382,7 +370,7 @@ def _check_alert(api: _Api, check: AlertCheck, load: str, window: float) -> _Out
     matching = [a for a in active if not _missing_labels(a.get("labels") or {}, check.labels)]
     if matching:
         evidence["startsAt"] = str(matching[0].get("startsAt"))
-        return _Outcome(
+        return Outcome(
             True,
             f"alert {check.name} is active in Alertmanager {check.alertmanager} "
             f"({_labels_text(dict(matching[0].get('labels') or {}))})",
@@ -390,7 +378,7 @@ def _check_alert(api: _Api, check: AlertCheck, load: str, window: float) -> _Out
         )
     if active:
         labels = dict(active[0].get("labels") or {})
-        return _Outcome(
+        return Outcome(
             False,
             f"alert {check.name} is active in Alertmanager, but as {_labels_text(labels)}, "
             f"without {_labels_text(_missing_labels(labels, check.labels))}",
@@ -406,7 +394,7 @@ def _check_alert(api: _Api, check: AlertCheck, load: str, window: float) -> _Out
             else f"Prometheus sends to {plural(count, 'Alertmanager')}, none of them "
             f"{check.alertmanager}:{check.alertmanager_port}?"
         )
-        return _Outcome(
+        return Outcome(
             False,
             f"alert {check.name} fires in Prometheus but is not in Alertmanager: {where}",
             evidence,
@@ -416,7 +404,7 @@ def _check_alert(api: _Api, check: AlertCheck, load: str, window: float) -> _Out
     )
     if state == "pending" and holds_for > window:
         evidence["forSeconds"] = holds_for
-        return _Outcome(
+        return Outcome(
             False,
             f"alert {check.name} is pending in Prometheus{load}: its expression holds, but its "
             f"`for` of {holds_for:g} s is longer than the {window:.0f} s the check sends errors "
@@ -424,7 +412,7 @@ def _check_alert(api: _Api, check: AlertCheck, load: str, window: float) -> _Out
             evidence,
             final=True,
         )
-    return _Outcome(
+    return Outcome(
         False,
         f"alert {check.name} is {state} in Prometheus{load}: its expression did not hold "
         "(long enough, with its `for`)",
@@ -439,7 +427,7 @@ def _traffic_text(args: TrafficArgs | None, traffic: Traffic | None) -> str:
     return f" after {traffic.sent} requests to Service {args.service}{errors}"
 
 
-def _evaluate(api: _Api, args: PrometheusArgs, traffic: Traffic | None, window: float) -> _Outcome:
+def _evaluate(api: _Api, args: PrometheusArgs, traffic: Traffic | None, window: float) -> Outcome:
     if args.targets is not None:
         return _check_targets(api, args.targets)
     if args.recording_rule is not None:
@@ -466,27 +454,18 @@ def _open_traffic(ctx: ProbeContext, args: TrafficArgs) -> Traffic:
 
 def _poll(
     ctx: ProbeContext, args: PrometheusArgs, traffic: Traffic | None
-) -> tuple[_Outcome, float]:
+) -> tuple[Outcome, float]:
     api = _Api(ctx, args)
-    window = window_within_deadline(ctx, float(args.within_seconds))
-    started = ctx.monotonic()
-    if traffic is not None and window > 0:
-        # The first judgement is made once the traffic has run for a poll interval: what is
-        # found then (a pending alert, a rate) comes with requests the check really sent.
-        ctx.sleep(min(args.poll_seconds, window))
-    while True:
-        try:
-            outcome = _evaluate(api, args, traffic, window)
-        except _UnavailableError:
-            # A Prometheus just restarted (Recreate: the learner's rollout restart) or still
-            # starting answers within seconds: an Error only if it never does in the window.
-            if ctx.monotonic() - started >= window:
-                raise
-        else:
-            elapsed = ctx.monotonic() - started
-            if outcome.passed or outcome.final or elapsed >= window:
-                return outcome, elapsed
-        ctx.sleep(min(args.poll_seconds, max(window - (ctx.monotonic() - started), 0.0)))
+    # With traffic, the first judgement is made once it has run for a poll interval: what is
+    # found then (a pending alert, a rate) comes with requests the check really sent. A
+    # Prometheus just restarted (Recreate: the learner's rollout restart) is waited for.
+    return poll(
+        ctx,
+        float(args.within_seconds),
+        args.poll_seconds,
+        lambda window: _evaluate(api, args, traffic, window),
+        first_after=args.poll_seconds if traffic is not None else 0.0,
+    )
 
 
 def run(ctx: ProbeContext, args: PrometheusArgs) -> CheckResult:
@@ -496,10 +475,9 @@ def run(ctx: ProbeContext, args: PrometheusArgs) -> CheckResult:
             if traffic is not None:
                 running.enter_context(traffic)
             outcome, elapsed = _poll(ctx, args, traffic)
-    except _UnavailableError as unavailable:
+    except Unavailable as unavailable:
         return CheckResult.err(str(unavailable))
-    evidence = dict(outcome.evidence)
-    evidence["seconds"] = round(elapsed, 1)
+    evidence = evidence_with_seconds(outcome, elapsed)
     if traffic is not None and args.traffic is not None:
         evidence.update({"requests": traffic.sent, "errorResponses": traffic.errors})
         if traffic.sent > 0 and traffic.unanswered == traffic.sent:
@@ -508,10 +486,7 @@ def run(ctx: ProbeContext, args: PrometheusArgs) -> CheckResult:
                 f"(last: {traffic.last_error}); check the Service {args.traffic.service}",
                 evidence,
             )
-    if outcome.passed:
-        return CheckResult.ok(outcome.message, evidence)
-    waited = f" (waited {elapsed:.0f} s)" if elapsed >= 1 and not outcome.final else ""
-    return CheckResult.fail(outcome.message + waited, evidence)
+    return result(outcome, elapsed, evidence)
 
 
 PROBE = Probe(
