@@ -36,6 +36,7 @@ from roadlab.probes import (
     ProbeContext,
     ProbeHttpError,
     RedisConnection,
+    cluster_service_host,
     cluster_service_url,
 )
 
@@ -120,10 +121,6 @@ def lab_service_name(url: str, namespace: str) -> str | None:
     suffix = f".{namespace}.svc.cluster.local"
     name = host[: -len(suffix)] if host.endswith(suffix) else ""
     return name if name and "." not in name else None
-
-
-def cluster_service_host(service: str, namespace: str) -> str:
-    return f"{service}.{namespace}.svc.cluster.local"
 
 
 class HttpContextMixin:

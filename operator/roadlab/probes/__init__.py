@@ -36,6 +36,7 @@ from roadlab.probes.base import (
     ProbeKafkaError,
     ProbeRedisError,
     RedisConnection,
+    cluster_service_host,
     cluster_service_url,
 )
 
@@ -51,6 +52,7 @@ __all__ = [
     "ProbeKafkaError",
     "ProbeRedisError",
     "RedisConnection",
+    "cluster_service_host",
     "cluster_service_url",
     "describe_args_error",
     "run_check",

@@ -238,11 +238,16 @@ class ProbeContext(Protocol):
         ...
 
 
+def cluster_service_host(service: str, namespace: str) -> str:
+    """The in-cluster DNS name of a Service (resolvable from every namespace)."""
+    return f"{service}.{namespace}.svc.cluster.local"
+
+
 def cluster_service_url(service: str, namespace: str, port: int, path: str) -> str:
     """The in-cluster URL of a Service port (the form every real context uses)."""
     if not path.startswith("/"):
         path = "/" + path
-    return f"http://{service}.{namespace}.svc.cluster.local:{port}{path}"
+    return f"http://{cluster_service_host(service, namespace)}:{port}{path}"
 
 
 class ProbeArgs(BaseModel):
