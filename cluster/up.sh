@@ -105,6 +105,34 @@ conntrack: {maxPerCore: 0, min: 0}
 YAML
 }
 
+# listener_pid PORT: the pid of the process listening on TCP PORT (empty if none).
+listener_pid() {
+  ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2
+}
+
+# refuse_other_cluster: stop with the reason when a port or the containerd socket this cluster
+# needs is held by a process it did not start: most often another local cluster with its own
+# state dir (a cold check's clone, another checkout) left running. Starting beside it gave
+# pods with the same addresses on the same bridge and a Deployment that never got Ready.
+refuse_other_cluster() {
+  local name port pid
+  for name in etcd:2379 kube-apiserver:$API_PORT kubelet:10250; do
+    port=${name#*:} name=${name%%:*}
+    pid=$(listener_pid "$port")
+    [[ -n $pid ]] || continue
+    daemon_running "$name" && [[ $(cat "$PID_DIR/$name.pid") == "$pid" ]] && continue
+    die "port $port ($name) is held by pid $pid, which this cluster (state $STATE_DIR) did" \
+      "not start: $(tr '\0' ' ' <"/proc/$pid/cmdline" | cut -c1-300). If it is another local" \
+      "cluster, stop it with: ROADLAB_STATE=<its state dir> cluster/down.sh"
+  done
+  pid=$(ss -Hxlp "src $CONTAINERD_SOCK" 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)
+  if [[ -n $pid ]] && ! { daemon_running containerd && [[ $(cat "$PID_DIR/containerd.pid") == "$pid" ]]; }; then
+    die "$CONTAINERD_SOCK is served by pid $pid, which this cluster (state $STATE_DIR) did not" \
+      "start: $(tr '\0' ' ' <"/proc/$pid/cmdline" | cut -c1-300). Stop that cluster first" \
+      "(ROADLAB_STATE=<its state dir> cluster/down.sh)"
+  fi
+}
+
 start_control_plane() {
   local k8s etcd
   k8s=$(k8s_bin_dir) etcd=$(etcd_bin_dir)
@@ -195,6 +223,7 @@ main() {
   "$CLUSTER_DIR/deps.sh"
   "$CLUSTER_DIR/build.sh"
   mkdir -p "$STATE_DIR" "$RUN_DIR"
+  refuse_other_cluster
   setup_network
   make_pki
   write_configs

@@ -9,7 +9,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from .conftest import WEB_IMAGE
-from .waiting import wait_until
+from .waiting import pods_report, wait_until
 
 RESTRICTED_CONTAINER = {
     "securityContext": {
@@ -97,7 +97,12 @@ def test_cluster_dns_is_ready(apps: client.AppsV1Api) -> None:
         )
         return any((d.status.available_replicas or 0) >= 1 for d in deployments.items)
 
-    wait_until(coredns_available, "CoreDNS to be available", timeout=180)
+    wait_until(
+        coredns_available,
+        "CoreDNS to be available",
+        timeout=180,
+        explain=lambda: pods_report(client.CoreV1Api(apps.api_client), "kube-system"),
+    )
 
 
 def test_deployment_of_local_image_serves_through_service_dns(
@@ -124,12 +129,16 @@ def test_deployment_of_local_image_serves_through_service_dns(
         ),
         "the web Deployment to be ready",
         timeout=180,
+        explain=lambda: pods_report(core, namespace),
     )
     # Another pod reaches it by its DNS name, through kube-proxy's Service rules.
     url = f"http://web.{namespace}.svc.cluster.local/"
     batch.create_namespaced_job(namespace, client_job("get-web", url))
     wait_until(
-        lambda: job_complete(batch, namespace, "get-web"), "the client Job to complete", timeout=180
+        lambda: job_complete(batch, namespace, "get-web"),
+        "the client Job to complete",
+        timeout=180,
+        explain=lambda: pods_report(core, namespace),
     )
     pods = core.list_namespaced_pod(namespace, label_selector="job-name=get-web").items
     logs = "".join(
@@ -140,24 +149,34 @@ def test_deployment_of_local_image_serves_through_service_dns(
     assert "hello from web-" in logs
 
 
-def test_job_runs_to_complete(batch: client.BatchV1Api, namespace: str) -> None:
+def test_job_runs_to_complete(
+    core: client.CoreV1Api, batch: client.BatchV1Api, namespace: str
+) -> None:
     job = client_job("done", "unused")
     job["spec"]["template"]["spec"]["containers"][0]["args"] = ["sleep", "1"]  # type: ignore[index]
     batch.create_namespaced_job(namespace, job)
-    wait_until(lambda: job_complete(batch, namespace, "done"), "the Job to complete", timeout=180)
+    wait_until(
+        lambda: job_complete(batch, namespace, "done"),
+        "the Job to complete",
+        timeout=180,
+        explain=lambda: pods_report(core, namespace),
+    )
     conditions = batch.read_namespaced_job_status("done", namespace).status.conditions
     assert any(c.type == "Complete" and c.status == "True" for c in conditions)
 
 
 def test_pods_reach_the_api_server_through_its_service(
-    batch: client.BatchV1Api, namespace: str
+    core: client.CoreV1Api, batch: client.BatchV1Api, namespace: str
 ) -> None:
     # TLS verified against the service account's CA: the `kubernetes` Service VIP, the
     # API server's certificate SANs and the pod network all have to be right.
     url = "https://kubernetes.default.svc.cluster.local/readyz"
     batch.create_namespaced_job(namespace, client_job("readyz", url))
     wait_until(
-        lambda: job_complete(batch, namespace, "readyz"), "a pod to reach /readyz", timeout=180
+        lambda: job_complete(batch, namespace, "readyz"),
+        "a pod to reach /readyz",
+        timeout=180,
+        explain=lambda: pods_report(core, namespace),
     )
 
 
@@ -223,6 +242,7 @@ def test_namespace_deletion_finishes(core: client.CoreV1Api, apps: client.AppsV1
         ),
         "the Deployment to be ready",
         timeout=180,
+        explain=lambda: pods_report(core, name),
     )
     core.delete_namespace(name)
 
