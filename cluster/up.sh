@@ -105,9 +105,10 @@ conntrack: {maxPerCore: 0, min: 0}
 YAML
 }
 
-# listener_pid PORT: the pid of the process listening on TCP PORT (empty if none).
-listener_pid() {
-  ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2
+# holder_pid SS_ARGS...: the pid of the process `ss -Hl SS_ARGS` finds listening (empty if none;
+# `|| true`: with pipefail, grep finding nothing would otherwise end the script).
+holder_pid() {
+  ss -Hlp "$@" 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2 || true
 }
 
 # refuse_other_cluster: stop with the reason when a port or the containerd socket this cluster
@@ -115,22 +116,22 @@ listener_pid() {
 # state dir (a cold check's clone, another checkout) left running. Starting beside it gave
 # pods with the same addresses on the same bridge and a Deployment that never got Ready.
 refuse_other_cluster() {
-  local name port pid
-  for name in etcd:2379 kube-apiserver:$API_PORT kubelet:10250; do
-    port=${name#*:} name=${name%%:*}
-    pid=$(listener_pid "$port")
+  local name what pid
+  local -A filters=(
+    [etcd]="-tn sport = :2379" [kube-apiserver]="-tn sport = :$API_PORT"
+    [kubelet]="-tn sport = :10250" [containerd]="-x src $CONTAINERD_SOCK"
+  )
+  for name in "${!filters[@]}"; do
+    what=${filters[$name]}
+    # Word splitting wanted: the options and the filter are separate arguments of ss.
+    # shellcheck disable=SC2086
+    pid=$(holder_pid $what)
     [[ -n $pid ]] || continue
     daemon_running "$name" && [[ $(cat "$PID_DIR/$name.pid") == "$pid" ]] && continue
-    die "port $port ($name) is held by pid $pid, which this cluster (state $STATE_DIR) did" \
-      "not start: $(tr '\0' ' ' <"/proc/$pid/cmdline" | cut -c1-300). If it is another local" \
-      "cluster, stop it with: ROADLAB_STATE=<its state dir> cluster/down.sh"
+    die "what $name listens on (${what#* }) is held by pid $pid, which this cluster" \
+      "(state $STATE_DIR) did not start: $(tr '\0' ' ' <"/proc/$pid/cmdline" | cut -c1-300)." \
+      "If it is another local cluster, stop it with: ROADLAB_STATE=<its state dir> cluster/down.sh"
   done
-  pid=$(ss -Hxlp "src $CONTAINERD_SOCK" 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)
-  if [[ -n $pid ]] && ! { daemon_running containerd && [[ $(cat "$PID_DIR/containerd.pid") == "$pid" ]]; }; then
-    die "$CONTAINERD_SOCK is served by pid $pid, which this cluster (state $STATE_DIR) did not" \
-      "start: $(tr '\0' ' ' <"/proc/$pid/cmdline" | cut -c1-300). Stop that cluster first" \
-      "(ROADLAB_STATE=<its state dir> cluster/down.sh)"
-  fi
 }
 
 start_control_plane() {
