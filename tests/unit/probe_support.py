@@ -8,6 +8,7 @@ dicts); the real adapters are exercised against a real broker by the streaming l
 
 from __future__ import annotations
 
+import copy
 import json
 import socket
 import threading
@@ -77,6 +78,19 @@ class FakeClock:
         return self.now
 
 
+def merge_patch_document(target: Any, patch: Any) -> Any:
+    """JSON merge patch (RFC 7386), what the API server does with a merge-patch."""
+    if not isinstance(patch, Mapping):
+        return copy.deepcopy(patch)
+    result = copy.deepcopy(dict(target)) if isinstance(target, Mapping) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch_document(result.get(key), value)
+    return result
+
+
 class FakeContext:
     """ProbeContext over in-memory objects, real HTTP, and a fake clock.
 
@@ -99,6 +113,7 @@ class FakeContext:
         self.clock = clock or FakeClock()
         self._http = http or http_request
         self.reads: list[tuple[str, str, str]] = []
+        self.patches: list[tuple[str, str, str, dict[str, Any]]] = []
         self.lists: list[tuple[str, str, str | None]] = []
         self.urls: list[str] = []
         self.deadline: float | None = None  # on the fake clock
@@ -119,6 +134,19 @@ class FakeContext:
         self.reads.append((api_version, kind, name))
         value = self.objects.get((api_version, kind, name))
         return None if value is None else self._value(value)
+
+    def merge_patch(
+        self, api_version: str, kind: str, name: str, patch: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """RFC 7386 on the stored object (a callable one is first read)."""
+        self.patches.append((api_version, kind, name, dict(patch)))
+        key = (api_version, kind, name)
+        value = self.objects.get(key)
+        if value is None:
+            return None
+        merged = merge_patch_document(self._value(value), patch)
+        self.objects[key] = merged
+        return merged
 
     def list_objects(
         self, api_version: str, kind: str, label_selector: str | None = None

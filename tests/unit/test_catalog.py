@@ -91,7 +91,7 @@ def test_load_catalog_errors(tmp_path: Path) -> None:
         (
             {"tasks": [{"id": "t1", "title": "T1", "check": {"probe": "nope"}}]},
             r"lab 'demo', task 't1': check: unknown probe 'nope' "
-            r"\(known: helm_release, http, http_latency, kafka, kserve_v2, ",
+            r"\(known: flux, gitops_drift, helm_release, http, http_latency, kafka, kserve_v2, ",
         ),
         (
             {

@@ -111,7 +111,7 @@ def test_main_end_to_end(run: Run, now: datetime) -> None:
     assert document["results"][1]["evidence"] == {"data.answer": "41"}
     assert document["results"][2]["message"].startswith(
         "the check is misconfigured: unknown probe 'resourse' "
-        "(known: helm_release, http, http_latency, kafka, kserve_v2, "
+        "(known: flux, gitops_drift, helm_release, http, http_latency, kafka, kserve_v2, "
     )
     # The operator's side reads it back.
     parsed = parse_check_output(text, ["scale-web", "configmap-answer", "typo"], now)

@@ -307,3 +307,106 @@ def test_no_secret_rights_for_the_checker_without_helm_releases() -> None:
         if o["kind"] == "Role" and o["metadata"]["name"] != naming.LEARNER_ROLE
         for rule in o["rules"]
     )
+
+
+GITOPS_ENVIRONMENT = {
+    "delegateServiceAccounts": ["flux-applier"],
+    "ingressFrom": [
+        {
+            "namespace": "flux-system",
+            "pods": {"app": "source-controller"},
+            "to": {"app": "git"},
+            "port": 8080,
+        }
+    ],
+    "checkerMayPatch": [
+        {"apiGroup": "apps", "resource": "deployments", "name": "shop"},
+        {"apiGroup": "kustomize.toolkit.fluxcd.io", "resource": "kustomizations", "name": "shop"},
+    ],
+}
+
+
+def test_delegate_service_accounts_get_the_learner_role_and_nothing_else() -> None:
+    environment = EnvironmentDef.model_validate(GITOPS_ENVIRONMENT)
+    objects = guardrails.all_guardrail_objects("lab1", "alice", environment, "ops")
+    accounts = [o for o in objects if o["kind"] == "ServiceAccount"]
+    assert {a["metadata"]["name"] for a in accounts} == {"learner", "flux-applier"}
+    (binding,) = (o for o in objects if o["metadata"]["name"] == naming.DELEGATE_ROLE_BINDING)
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": naming.LEARNER_ROLE,
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "flux-applier", "namespace": "lab-lab1"}
+    ]
+    # The Role the binding names is made before it.
+    names = [o["metadata"]["name"] for o in objects]
+    assert names.index(naming.LEARNER_ROLE) < names.index(naming.DELEGATE_ROLE_BINDING)
+
+
+@pytest.mark.parametrize("name", ["default", "learner"])
+def test_the_default_and_learner_accounts_cannot_be_delegates(name: str) -> None:
+    with pytest.raises(ValueError, match="cannot be delegate"):
+        EnvironmentDef.model_validate({"delegateServiceAccounts": [name]})
+
+
+def test_platform_ingress_opens_one_port_of_the_selected_pods_to_the_selected_pods() -> None:
+    environment = EnvironmentDef.model_validate(GITOPS_ENVIRONMENT)
+    objects = guardrails.all_guardrail_objects("lab1", "alice", environment, "ops")
+    policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
+    assert len(policies) == 4  # deny, same namespace, operator, and this one
+    (platform,) = (
+        p for p in policies if p["metadata"]["name"].startswith(naming.NETPOL_FROM_PLATFORM_PREFIX)
+    )
+    assert platform["spec"]["podSelector"] == {"matchLabels": {"app": "git"}}
+    (ingress,) = platform["spec"]["ingress"]
+    assert ingress["ports"] == [{"protocol": "TCP", "port": 8080}]
+    assert ingress["from"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "flux-system"}},
+            "podSelector": {"matchLabels": {"app": "source-controller"}},
+        }
+    ]
+
+
+def test_checker_may_patch_the_named_objects_only() -> None:
+    environment = EnvironmentDef.model_validate(GITOPS_ENVIRONMENT)
+    objects = guardrails.all_guardrail_objects("lab1", "alice", environment, "ops")
+    role, binding = (o for o in objects if o["metadata"]["name"] == naming.CHECKER_PATCH_ROLE)
+    assert role["rules"] == [
+        {
+            "apiGroups": ["apps"],
+            "resources": ["deployments"],
+            "resourceNames": ["shop"],
+            "verbs": ["get", "patch"],
+        },
+        {
+            "apiGroups": ["kustomize.toolkit.fluxcd.io"],
+            "resources": ["kustomizations"],
+            "resourceNames": ["shop"],
+            "verbs": ["get", "patch"],
+        },
+    ]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "roadlab-checker", "namespace": "ops"}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("group", "resource"),
+    [("", "secrets"), ("", "pods"), ("", "namespaces"), ("rbac.authorization.k8s.io", "roles")],
+)
+def test_checker_patch_grants_refuse_guardrails_and_credentials(group: str, resource: str) -> None:
+    with pytest.raises(ValueError, match="may not be granted patch"):
+        EnvironmentDef.model_validate(
+            {"checkerMayPatch": [{"apiGroup": group, "resource": resource, "name": "x"}]}
+        )
+
+
+def test_no_extra_objects_without_the_gitops_features() -> None:
+    objects = guardrails.all_guardrail_objects("lab1", "alice", EnvironmentDef())
+    names = {o["metadata"]["name"] for o in objects}
+    assert naming.CHECKER_PATCH_ROLE not in names
+    assert naming.DELEGATE_ROLE_BINDING not in names
+    assert not any(n.startswith(naming.NETPOL_FROM_PLATFORM_PREFIX) for n in names)

@@ -15,6 +15,8 @@ from roadlab.probes.base import CheckResult, ProbeArgs, show
 
 def test_registry_names() -> None:
     assert sorted(PROBES) == [
+        "flux",
+        "gitops_drift",
         "helm_release",
         "http",
         "http_latency",
@@ -51,8 +53,8 @@ def test_validate_check_accepts_the_real_catalog(catalog: dict[str, LabDefinitio
 def test_validate_check_unknown_probe() -> None:
     with pytest.raises(
         ValueError,
-        match=r"^unknown probe 'resources' \(known: helm_release, http, http_latency, kafka, "
-        r"kserve_v2, ",
+        match=r"^unknown probe 'resources' \(known: flux, gitops_drift, helm_release, http, "
+        r"http_latency, kafka, kserve_v2, ",
     ):
         validate_check("resources", {})
 

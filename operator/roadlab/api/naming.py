@@ -55,6 +55,13 @@ CHECKER_CLUSTER_ROLE = "roadlab-checker"
 CHECKER_SERVICE_ACCOUNT = "roadlab-checker"
 # In labs that list Helm releases: get on exactly those releases' Secrets, by name.
 CHECKER_HELM_RELEASES_ROLE = "roadlab-checker-helm-releases"
+# In labs whose probes make drift: get and patch on exactly the objects the lab names.
+CHECKER_PATCH_ROLE = "roadlab-checker-patch"
+# Binds a lab's delegate ServiceAccounts (a controller acting for the learner) to the
+# learner's Role.
+DELEGATE_ROLE_BINDING = "roadlab-learner-delegates"
+# One per environment.ingressFrom entry, suffixed with its index.
+NETPOL_FROM_PLATFORM_PREFIX = "roadlab-allow-from-platform-"
 RESOURCE_QUOTA = "roadlab-quota"
 LIMIT_RANGE = "roadlab-limits"
 NETPOL_DEFAULT_DENY = "roadlab-default-deny-ingress"

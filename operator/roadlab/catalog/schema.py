@@ -31,7 +31,8 @@ from roadlab.api.lab import (
     ParamValue,
     WireParamValue,
 )
-from roadlab.api.naming import LEARNER_NAMESPACE_POLICY
+from roadlab.api.naming import LEARNER_NAMESPACE_POLICY, LEARNER_SERVICE_ACCOUNT
+from roadlab.probes.flux import DRIFT_PROBE, DriftArgs, patched_objects
 from roadlab.probes.helm import PROBE as HELM_PROBE
 from roadlab.probes.helm import ReleaseName
 
@@ -274,6 +275,64 @@ class PolicyRule(CatalogModel):
     resource_names: list[str] | None = None
 
 
+_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+_LABEL_VALUE = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
+DnsLabel = Annotated[str, StringConstraints(pattern=_DNS_LABEL)]
+LabelSelector = Annotated[
+    dict[
+        Annotated[str, StringConstraints(pattern=_LABEL_KEY.pattern, max_length=253)],
+        Annotated[str, StringConstraints(pattern=_LABEL_VALUE)],
+    ],
+    Field(min_length=1, max_length=4),
+]
+
+
+class IngressAllowance(CatalogModel):
+    """Connections the lab's pods accept from pods of a platform namespace: a controller that
+    works for the lab from outside it (Flux's source-controller fetching the lab's Git
+    repository). Only the pods `to` selects, only on `port`."""
+
+    namespace: DnsLabel
+    pods: LabelSelector
+    to: LabelSelector
+    port: int = Field(ge=1, le=65535)
+
+
+# What a checker patch grant may never name: the guardrails, RBAC, credentials and the
+# learner's own identity. (A probe that makes drift needs patch on an ordinary object.)
+_UNPATCHABLE_RESOURCES = frozenset(
+    {
+        "secrets",
+        "serviceaccounts",
+        "namespaces",
+        "resourcequotas",
+        "limitranges",
+        "networkpolicies",
+        "pods",
+    }
+)
+
+
+class CheckerPatchGrant(CatalogModel):
+    """One object the checker may get and patch, by name (the gitops_drift probe changes a
+    field of an object Flux manages and asks Flux to reconcile)."""
+
+    api_group: Annotated[str, StringConstraints(pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)?$")]
+    resource: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9]{0,62}$")]
+    name: DnsLabel
+
+    @model_validator(mode="after")
+    def _ordinary_object(self) -> CheckerPatchGrant:
+        if self.api_group == "rbac.authorization.k8s.io" or (
+            self.api_group == "" and self.resource in _UNPATCHABLE_RESOURCES
+        ):
+            raise ValueError(
+                f"the checker may not be granted patch on {self.resource} "
+                f"({self.api_group or 'core'}): only ordinary lab objects"
+            )
+        return self
+
+
 def _relative_path(value: str) -> str:
     path = PurePosixPath(value)
     if not value or path.is_absolute() or ".." in path.parts or "\\" in value:
@@ -294,6 +353,12 @@ class EnvironmentDef(CatalogModel):
     # Helm releases whose release Secrets the checker may read, by name, for the helm_release
     # probe (a Role the operator makes in the lab namespace); it reads no other Secret.
     checker_helm_releases: list[ReleaseName] = Field(default_factory=list, max_length=4)
+    # ServiceAccounts bound to the learner's own Role, for a controller that acts for the
+    # learner by impersonating one (Flux's kustomize-controller): it can never do more than
+    # the learner could.
+    delegate_service_accounts: list[DnsLabel] = Field(default_factory=list, max_length=4)
+    ingress_from: list[IngressAllowance] = Field(default_factory=list, max_length=4)
+    checker_may_patch: list[CheckerPatchGrant] = Field(default_factory=list, max_length=8)
 
     @field_validator("quota", mode="before")
     @classmethod
@@ -301,6 +366,17 @@ class EnvironmentDef(CatalogModel):
         # Labs override individual entries; everything else keeps the safe default.
         value = _quantities(value)
         return {**DEFAULT_QUOTA, **value} if isinstance(value, dict) else value
+
+    @field_validator("delegate_service_accounts")
+    @classmethod
+    def _delegates(cls, value: list[str]) -> list[str]:
+        # `default` runs every pod that names no account; `learner` is the learner's own.
+        taken = {"default", LEARNER_SERVICE_ACCOUNT} & set(value)
+        if taken:
+            raise ValueError(f"{sorted(taken)} cannot be delegate ServiceAccounts")
+        if len(set(value)) != len(value):
+            raise ValueError("delegateServiceAccounts must not repeat")
+        return value
 
     @field_validator("templates")
     @classmethod
@@ -386,6 +462,27 @@ class LabDefinition(CatalogModel):
                 raise ValueError(
                     f"task {task.id}: release {release!r} must be listed in "
                     "environment.checkerHelmReleases for the checker to read it"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _patchable_drift_targets(self) -> LabDefinition:
+        # Without the grant the drift probe would only ever answer "not allowed to patch".
+        granted = {
+            (grant.api_group, grant.resource, grant.name)
+            for grant in self.environment.checker_may_patch
+        }
+        for task in self.tasks:
+            if task.check.probe != DRIFT_PROBE.name:
+                continue
+            try:
+                args = DriftArgs.model_validate(task.check.args)
+            except ValueError:
+                continue  # reported with the probe's own wording by the catalog loader
+            for group, resource, name in sorted(patched_objects(args) - granted):
+                raise ValueError(
+                    f"task {task.id}: the drift check patches {resource} {name} "
+                    f"({group or 'core'}), which environment.checkerMayPatch must list"
                 )
         return self
 

@@ -40,6 +40,9 @@ from roadlab.probes import (
     cluster_service_url,
 )
 
+# Who a check's changes are from, in the object's managedFields (a drift it makes).
+CHECKER_FIELD_MANAGER = "roadlab-checker"
+
 MAX_HTTP_BODY = 1024 * 1024  # bytes of a response body kept for the probes
 USER_AGENT = "roadlab-check/1"
 
@@ -167,7 +170,8 @@ class KubeProbeContext(HttpContextMixin):
         self.api = api
         self.namespace = namespace
 
-    def _read(self, what: str, call: Callable[[], Any]) -> Any:
+    def _read(self, what: str, call: Callable[[], Any], verb: str = "read") -> Any:
+        doing = {"read": "reading", "patch": "patching"}[verb]
         try:
             return call()
         except ResourceNotFoundError as exc:
@@ -177,9 +181,9 @@ class KubeProbeContext(HttpContextMixin):
         except (ApiException, DynamicApiError) as exc:
             if getattr(exc, "status", None) == 403:
                 raise ProbeApiError(
-                    f"the checker is not allowed to read {what} in namespace {self.namespace}"
+                    f"the checker is not allowed to {verb} {what} in namespace {self.namespace}"
                 ) from exc
-            raise ProbeApiError(f"reading {what}: {describe_api_error(exc)}") from exc
+            raise ProbeApiError(f"{doing} {what}: {describe_api_error(exc)}") from exc
         except (OSError, urllib3.exceptions.HTTPError) as exc:
             raise ProbeApiError(f"the Kubernetes API is unreachable: {exc}") from exc
 
@@ -216,6 +220,23 @@ class KubeProbeContext(HttpContextMixin):
         )
         return result if isinstance(result, dict) else None
 
+    def merge_patch(
+        self, api_version: str, kind: str, name: str, patch: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        result = self._read(
+            f"{kind} {name} ({api_version})",
+            lambda: self.api.merge_patch(
+                api_version,
+                kind,
+                name,
+                self.namespace,
+                dict(patch),
+                field_manager=CHECKER_FIELD_MANAGER,
+            ),
+            verb="patch",
+        )
+        return result if isinstance(result, dict) else None
+
     def list_objects(
         self, api_version: str, kind: str, label_selector: str | None = None
     ) -> list[dict[str, Any]]:
@@ -248,6 +269,11 @@ class DeadlineContext:
         self, api_version: str, kind: str, label_selector: str | None = None
     ) -> list[dict[str, Any]]:
         return self.inner.list_objects(api_version, kind, label_selector)
+
+    def merge_patch(
+        self, api_version: str, kind: str, name: str, patch: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        return self.inner.merge_patch(api_version, kind, name, patch)
 
     def http(
         self,

@@ -13,7 +13,13 @@ from typing import Any
 
 from roadlab.api import naming
 from roadlab.catalog.policy import RBAC_GROUP, check_learner_rules
-from roadlab.catalog.schema import EnvironmentDef, LimitRangeDef, PolicyRule
+from roadlab.catalog.schema import (
+    CheckerPatchGrant,
+    EnvironmentDef,
+    IngressAllowance,
+    LimitRangeDef,
+    PolicyRule,
+)
 from roadlab.probes.helm import release_secret_names
 
 _CRUD = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]
@@ -180,6 +186,37 @@ def network_policies(
     ]
 
 
+def platform_ingress_policies(
+    lab_name: str, namespace: str, allowances: Sequence[IngressAllowance]
+) -> list[dict[str, Any]]:
+    """One policy per allowance: the selected lab pods accept the platform pods on one port.
+
+    The default-deny policy stays; these add exactly one way in each."""
+    policies = []
+    for index, allowance in enumerate(allowances):
+        policy = _network_policy(
+            f"{naming.NETPOL_FROM_PLATFORM_PREFIX}{index}",
+            lab_name,
+            namespace,
+            [
+                {
+                    "from": [
+                        {
+                            "namespaceSelector": {
+                                "matchLabels": {"kubernetes.io/metadata.name": allowance.namespace}
+                            },
+                            "podSelector": {"matchLabels": dict(allowance.pods)},
+                        }
+                    ],
+                    "ports": [{"protocol": "TCP", "port": allowance.port}],
+                }
+            ],
+        )
+        policy["spec"]["podSelector"] = {"matchLabels": dict(allowance.to)}
+        policies.append(policy)
+    return policies
+
+
 def learner_service_account(lab_name: str, namespace: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -303,6 +340,84 @@ def checker_role_binding(
     }
 
 
+def delegate_service_accounts(
+    lab_name: str, namespace: str, names: Sequence[str]
+) -> list[dict[str, Any]]:
+    """ServiceAccounts a controller impersonates to act for the learner, bound to the
+    learner's Role (none when the lab names none)."""
+    if not names:
+        return []
+    accounts = [
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": _meta(name, lab_name, naming.COMPONENT_LEARNER, namespace),
+        }
+        for name in names
+    ]
+    binding = {
+        "apiVersion": f"{RBAC_GROUP}/v1",
+        "kind": "RoleBinding",
+        "metadata": _meta(
+            naming.DELEGATE_ROLE_BINDING, lab_name, naming.COMPONENT_LEARNER, namespace
+        ),
+        "roleRef": {"apiGroup": RBAC_GROUP, "kind": "Role", "name": naming.LEARNER_ROLE},
+        "subjects": [
+            {"kind": "ServiceAccount", "name": name, "namespace": namespace} for name in names
+        ],
+    }
+    return [*accounts, binding]
+
+
+def checker_patch_rbac(
+    lab_name: str,
+    namespace: str,
+    grants: Sequence[CheckerPatchGrant],
+    operator_namespace: str = naming.DEFAULT_OPERATOR_NAMESPACE,
+) -> list[dict[str, Any]]:
+    """A Role and its RoleBinding letting the checker get and patch the named objects (a
+    probe that makes drift and asks for a reconcile); none when the lab names none."""
+    if not grants:
+        return []
+    by_resource: dict[tuple[str, str], list[str]] = {}
+    for grant in grants:
+        by_resource.setdefault((grant.api_group, grant.resource), []).append(grant.name)
+    role_name = naming.CHECKER_PATCH_ROLE
+    role = {
+        "apiVersion": f"{RBAC_GROUP}/v1",
+        "kind": "Role",
+        "metadata": _meta(role_name, lab_name, naming.COMPONENT_CHECKER, namespace),
+        "rules": [
+            {
+                "apiGroups": [group],
+                "resources": [resource],
+                "resourceNames": sorted(set(names)),
+                "verbs": ["get", "patch"],
+            }
+            for (group, resource), names in sorted(by_resource.items())
+        ],
+    }
+    return [role, _checker_binding(role_name, lab_name, namespace, operator_namespace)]
+
+
+def _checker_binding(
+    role_name: str, lab_name: str, namespace: str, operator_namespace: str
+) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{RBAC_GROUP}/v1",
+        "kind": "RoleBinding",
+        "metadata": _meta(role_name, lab_name, naming.COMPONENT_CHECKER, namespace),
+        "roleRef": {"apiGroup": RBAC_GROUP, "kind": "Role", "name": role_name},
+        "subjects": [
+            {
+                "kind": "ServiceAccount",
+                "name": naming.CHECKER_SERVICE_ACCOUNT,
+                "namespace": operator_namespace,
+            }
+        ],
+    }
+
+
 def checker_helm_release_rbac(
     lab_name: str,
     namespace: str,
@@ -324,20 +439,7 @@ def checker_helm_release_rbac(
             {"apiGroups": [""], "resources": ["secrets"], "resourceNames": names, "verbs": ["get"]}
         ],
     }
-    binding = {
-        "apiVersion": f"{RBAC_GROUP}/v1",
-        "kind": "RoleBinding",
-        "metadata": _meta(role_name, lab_name, naming.COMPONENT_CHECKER, namespace),
-        "roleRef": {"apiGroup": RBAC_GROUP, "kind": "Role", "name": role_name},
-        "subjects": [
-            {
-                "kind": "ServiceAccount",
-                "name": naming.CHECKER_SERVICE_ACCOUNT,
-                "namespace": operator_namespace,
-            }
-        ],
-    }
-    return [role, binding]
+    return [role, _checker_binding(role_name, lab_name, namespace, operator_namespace)]
 
 
 def all_guardrail_objects(
@@ -359,6 +461,7 @@ def all_guardrail_objects(
         resource_quota(lab_name, namespace, environment.quota),
         limit_range(lab_name, namespace, environment.limit_range),
         *network_policies(lab_name, namespace, operator_namespace),
+        *platform_ingress_policies(lab_name, namespace, environment.ingress_from),
         learner_service_account(lab_name, namespace),
         learner_role(
             lab_name,
@@ -367,10 +470,12 @@ def all_guardrail_objects(
             may_label_namespace=bool(environment.learner_namespace_labels),
         ),
         learner_role_binding(lab_name, namespace, learner),
+        *delegate_service_accounts(lab_name, namespace, environment.delegate_service_accounts),
         checker_role_binding(lab_name, namespace, operator_namespace),
         *checker_helm_release_rbac(
             lab_name, namespace, environment.checker_helm_releases, operator_namespace
         ),
+        *checker_patch_rbac(lab_name, namespace, environment.checker_may_patch, operator_namespace),
         learner_lab_role(lab_name),
         learner_lab_role_binding(lab_name, learner),
     ]

@@ -141,6 +141,29 @@ class KubeApi:
         listing = resource.get(namespace=namespace, label_selector=label_selector).to_dict()
         return [cast(Manifest, item) for item in listing.get("items") or []]
 
+    def merge_patch(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        namespace: str,
+        patch: Manifest,
+        *,
+        field_manager: str,
+    ) -> Manifest | None:
+        """Merge-patch a namespaced object as `field_manager`; None when it does not exist."""
+        resource = self.dynamic.resources.get(api_version=api_version, kind=kind)
+        found = unless_not_found(
+            lambda: resource.patch(
+                name=name,
+                namespace=namespace,
+                body=patch,
+                content_type="application/merge-patch+json",
+                field_manager=field_manager,
+            )
+        )
+        return None if found is None else cast(Manifest, found.to_dict())
+
     def list_cluster_objects(
         self, api_version: str, kind: str, label_selector: str | None = None
     ) -> list[Manifest]:

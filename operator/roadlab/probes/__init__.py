@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from roadlab.probes import (
+    flux,
     helm,
     http_latency,
     http_probe,
@@ -74,6 +75,8 @@ PROBES: dict[str, Probe[Any]] = {
         helm.PROBE,
         prometheus.PROBE,
         kafka.PROBE,
+        flux.PROBE,
+        flux.DRIFT_PROBE,
     )
 }
 

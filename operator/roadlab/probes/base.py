@@ -206,6 +206,14 @@ class ProbeContext(Protocol):
         """Objects of a kind in the lab namespace, optionally filtered by labels."""
         ...
 
+    def merge_patch(
+        self, api_version: str, kind: str, name: str, patch: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """Merge-patch an object of the lab, None when it does not exist. The checker may
+        patch only what the lab grants it by name (environment.checkerMayPatch): a probe that
+        makes drift to see it corrected."""
+        ...
+
     def http(
         self,
         method: str,

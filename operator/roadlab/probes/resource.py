@@ -15,6 +15,8 @@ check:
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
@@ -52,11 +54,9 @@ def _check_bounds(bounds: dict[str, Any]) -> dict[str, Any]:
     return bounds
 
 
-class ResourceArgs(ProbeArgs):
-    api_version: Name
-    kind: Name
-    name: Name
-    exists: bool = True
+class FieldChecks(ProbeArgs):
+    """Expectations on an object's fields (shared by the probes that judge objects)."""
+
     field_equals: dict[str, Any] = Field(default_factory=dict)
     field_at_least: dict[str, int | float | str] = Field(default_factory=dict)
     field_at_most: dict[str, int | float | str] = Field(default_factory=dict)
@@ -77,12 +77,6 @@ class ResourceArgs(ProbeArgs):
                 raise ValueError(f"{path}: invalid regular expression {pattern!r}: {exc}") from exc
         return value
 
-    @model_validator(mode="after")
-    def _absent_has_no_fields(self) -> ResourceArgs:
-        if not self.exists and self.has_field_checks():
-            raise ValueError("exists: false cannot be combined with field checks")
-        return self
-
     def has_field_checks(self) -> bool:
         return bool(
             self.field_equals
@@ -92,9 +86,86 @@ class ResourceArgs(ProbeArgs):
             or self.field_present
         )
 
+    def checked_paths(self) -> list[str]:
+        return [
+            *self.field_equals,
+            *self.field_at_least,
+            *self.field_at_most,
+            *self.field_matches,
+            *self.field_present,
+        ]
+
+
+class ResourceArgs(FieldChecks):
+    api_version: Name
+    kind: Name
+    name: Name
+    exists: bool = True
+
+    @model_validator(mode="after")
+    def _absent_has_no_fields(self) -> ResourceArgs:
+        if not self.exists and self.has_field_checks():
+            raise ValueError("exists: false cannot be combined with field checks")
+        return self
+
 
 def _observed(value: Any) -> str:
     return "is not set" if value is MISSING or value is None else f"is {show(value)}"
+
+
+@dataclass
+class FieldFindings:
+    """What an object's fields showed: what is wrong, what is right, what was seen."""
+
+    problems: list[str]
+    good: list[str]
+    evidence: Evidence
+
+
+def judge_fields(obj: Mapping[str, Any], checks: FieldChecks) -> FieldFindings:
+    findings = FieldFindings([], [], {})
+    problems, good, evidence = findings.problems, findings.good, findings.evidence
+
+    def observe(path: str) -> Any:
+        value = resolve(obj, path)
+        evidence[path] = "<unset>" if value is MISSING else evidence_value(value)
+        return value
+
+    for path, expected in checks.field_equals.items():
+        actual = observe(path)
+        if actual is not MISSING and values_equal(actual, expected):
+            good.append(f"{path} is {show(actual)}")
+        else:
+            problems.append(f"{path} {_observed(actual)}, expected {show(expected)}")
+    for bounds, word, wanted in (
+        (checks.field_at_least, "at least", (0, 1)),
+        (checks.field_at_most, "at most", (-1, 0)),
+    ):
+        for path, bound in bounds.items():
+            actual = observe(path)
+            order = None if actual is MISSING else compare(actual, bound)
+            if order is not None and order in wanted:
+                good.append(f"{path} is {show(actual)}")
+            elif actual is not MISSING and actual is not None and order is None:
+                problems.append(
+                    f"{path} {_observed(actual)}, which is not a number; expected {word} "
+                    f"{show(bound)}"
+                )
+            else:
+                problems.append(f"{path} {_observed(actual)}, expected {word} {show(bound)}")
+    for path, pattern in checks.field_matches.items():
+        actual = observe(path)
+        if actual is not MISSING and actual is not None and re.search(pattern, as_text(actual)):
+            good.append(f"{path} is {show(actual)}")
+        else:
+            problems.append(f"{path} {_observed(actual)}, expected to match {pattern}")
+    for path in checks.field_present:
+        actual = observe(path)
+        if actual is MISSING or actual is None:
+            problems.append(f"{path} is not set, expected it to be present")
+        else:
+            good.append(f"{path} is set")
+    return findings
 
 
 def run(ctx: ProbeContext, args: ResourceArgs) -> CheckResult:
@@ -111,55 +182,12 @@ def run(ctx: ProbeContext, args: ResourceArgs) -> CheckResult:
     if obj is None:
         return CheckResult.fail(not_found_message(args.kind, args.name, ctx.namespace))
 
-    problems: list[str] = []
-    good: list[str] = []
-    evidence: Evidence = {}
-
-    def observe(path: str) -> Any:
-        value = resolve(obj, path)
-        evidence[path] = "<unset>" if value is MISSING else evidence_value(value)
-        return value
-
-    for path, expected in args.field_equals.items():
-        actual = observe(path)
-        if actual is not MISSING and values_equal(actual, expected):
-            good.append(f"{path} is {show(actual)}")
-        else:
-            problems.append(f"{path} {_observed(actual)}, expected {show(expected)}")
-    for bounds, word, wanted in (
-        (args.field_at_least, "at least", (0, 1)),
-        (args.field_at_most, "at most", (-1, 0)),
-    ):
-        for path, bound in bounds.items():
-            actual = observe(path)
-            order = None if actual is MISSING else compare(actual, bound)
-            if order is not None and order in wanted:
-                good.append(f"{path} is {show(actual)}")
-            elif actual is not MISSING and actual is not None and order is None:
-                problems.append(
-                    f"{path} {_observed(actual)}, which is not a number; expected {word} "
-                    f"{show(bound)}"
-                )
-            else:
-                problems.append(f"{path} {_observed(actual)}, expected {word} {show(bound)}")
-    for path, pattern in args.field_matches.items():
-        actual = observe(path)
-        if actual is not MISSING and actual is not None and re.search(pattern, as_text(actual)):
-            good.append(f"{path} is {show(actual)}")
-        else:
-            problems.append(f"{path} {_observed(actual)}, expected to match {pattern}")
-    for path in args.field_present:
-        actual = observe(path)
-        if actual is MISSING or actual is None:
-            problems.append(f"{path} is not set, expected it to be present")
-        else:
-            good.append(f"{path} is set")
-
-    if problems:
-        return CheckResult.fail(f"{what}: " + "; ".join(problems), evidence)
-    if not good:
-        return CheckResult.ok(f"{what} exists in namespace {ctx.namespace}", evidence)
-    return CheckResult.ok(f"{what}: " + ", ".join(good) + " as expected", evidence)
+    found = judge_fields(obj, args)
+    if found.problems:
+        return CheckResult.fail(f"{what}: " + "; ".join(found.problems), found.evidence)
+    if not found.good:
+        return CheckResult.ok(f"{what} exists in namespace {ctx.namespace}", found.evidence)
+    return CheckResult.ok(f"{what}: " + ", ".join(found.good) + " as expected", found.evidence)
 
 
 PROBE = Probe(
