@@ -25,8 +25,9 @@ lint: ## ruff (lint and format check), mypy --strict and the import contracts (i
 	PYTHONPATH=operator lint-imports
 
 .PHONY: unit
-unit: ## Unit tests (no cluster)
+unit: ## Unit tests (no cluster): Python, and the Go programs of the images
 	$(PYTEST) tests/unit -q
+	for module in images/*/go.mod; do (cd "$$(dirname "$$module")" && go test ./...) || exit 1; done
 
 .PHONY: e2e
 e2e: ## End-to-end tests on a real cluster (brings one up if needed)

@@ -17,6 +17,7 @@ ALERTMANAGER_IMAGE=localhost/roadlab/alertmanager:0.1.0
 KAFKA_IMAGE=localhost/roadlab/kafka:0.1.0
 REDIS_IMAGE=localhost/roadlab/redis:0.1.0
 STREAM_WORKER_IMAGE=localhost/roadlab/stream-worker:0.1.0
+GIT_SERVER_IMAGE=localhost/roadlab/git-server:0.1.0
 
 # go_binary_context SRC_DIR BINARY: a build context with the static binary beside the Dockerfile.
 go_binary_context() {
@@ -164,6 +165,10 @@ main() {
   rm -rf "$ctx"
   ctx=$(toolbox_context)
   IMAGE_BUILD_EXPECTED="1-3 min" load "$TOOLBOX_IMAGE" "$ctx" Dockerfile "${args[@]}"
+  rm -rf "$ctx"
+  # The GitOps lab's Git server: Debian's git behind a Go binary built here (like web's).
+  ctx=$(go_binary_context "$REPO_DIR/images/git-server" git-server)
+  IMAGE_BUILD_EXPECTED="30 s" load "$GIT_SERVER_IMAGE" "$ctx" Dockerfile "${args[@]}"
   rm -rf "$ctx"
   # The observability lab's servers: FROM scratch around their binaries (no base, no args).
   local contexts

@@ -1,0 +1,3 @@
+module roadlab.dev/images/git-server
+
+go 1.23.0
