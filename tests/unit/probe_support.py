@@ -114,6 +114,7 @@ class FakeContext:
         self._http = http or http_request
         self.reads: list[tuple[str, str, str]] = []
         self.patches: list[tuple[str, str, str, dict[str, Any]]] = []
+        self.patch_managers: list[str | None] = []
         self.lists: list[tuple[str, str, str | None]] = []
         self.urls: list[str] = []
         self.deadline: float | None = None  # on the fake clock
@@ -136,10 +137,16 @@ class FakeContext:
         return None if value is None else self._value(value)
 
     def merge_patch(
-        self, api_version: str, kind: str, name: str, patch: Mapping[str, Any]
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        patch: Mapping[str, Any],
+        field_manager: str | None = None,
     ) -> dict[str, Any] | None:
         """RFC 7386 on the stored object (a callable one is first read)."""
         self.patches.append((api_version, kind, name, dict(patch)))
+        self.patch_managers.append(field_manager)
         key = (api_version, kind, name)
         value = self.objects.get(key)
         if value is None:

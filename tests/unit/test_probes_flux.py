@@ -4,8 +4,11 @@ through the context's merge patch with a stand-in for Flux's reconcile."""
 
 from __future__ import annotations
 
+import io
 import subprocess
+import tarfile
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,8 @@ import pytest
 from probe_support import NS, FakeClock, FakeContext, local_server
 
 from roadlab.catalog.schema import LabDefinition
-from roadlab.probes import run_check, validate_check
+from roadlab.checker.probe_context import http_request
+from roadlab.probes import HttpResponse, run_check, validate_check
 from roadlab.probes.flux import (
     RECONCILE_REQUESTED,
     AdvertisementError,
@@ -118,7 +122,11 @@ def kustomization(
         "apiVersion": KS[0],
         "kind": "Kustomization",
         "metadata": {"name": "shop", "namespace": NS, "generation": generation},
-        "spec": {"prune": prune, "path": "./apps/shop", "sourceRef": {"name": "lab"}},
+        "spec": {
+            "prune": prune,
+            "path": "./apps/shop",
+            "sourceRef": {"kind": "GitRepository", "name": "lab"},
+        },
         "status": {
             "observedGeneration": observed,
             "lastAppliedRevision": revision,
@@ -288,10 +296,119 @@ def test_a_field_set_with_kubectl_is_not_from_git(
         kustomization(f"main@sha1:{repository['head']}"),
         shop_deployment(replicas_by="kubectl"),
     )
-    result = run_check(ctx, "flux", {**FLUX_ARGS, "withinSeconds": 0})
+    result = run_check(ctx, "flux", FLUX_ARGS)
     assert result.state == "Failed"
     assert "spec.replicas is as asked, but was set by kubectl, not by Flux from Git" in (
         result.message
+    )
+
+
+ARTIFACT_HOST = "http://source-controller.flux-system.svc.cluster.local."
+
+
+def artifact(deployment_yaml: str) -> bytes:
+    """A tar.gz of the repository, as source-controller serves it."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as archive:
+        for name, text in {
+            "apps/shop/deployment.yaml": deployment_yaml,
+            "apps/shop/kustomization.yaml": "resources: [deployment.yaml]\n",
+            "README.md": "not a manifest",
+        }.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+@contextmanager
+def with_artifact(
+    git_server: Mapping[str, Any], revision: str, deployment_yaml: str | None
+) -> Iterator[FakeContext]:
+    """A context whose GitRepository lab has an artifact at `revision` (None: unreadable),
+    source-controller's address sent to a local server."""
+
+    def route(method: str, path: str, query: dict[str, str], body: bytes) -> tuple[int, Any]:
+        if deployment_yaml is None:
+            return 404, "gone"
+        return 200, artifact(deployment_yaml)
+
+    with local_server(route) as storage:
+
+        def http(method: str, url: str, **kwargs: Any) -> HttpResponse:
+            url = url.replace(ARTIFACT_HOST, f"http://127.0.0.1:{storage.port}")
+            return http_request(method, url, **kwargs)
+
+        ctx = FakeContext(services={"git": int(git_server["port"])}, clock=FakeClock(), http=http)
+        ctx.add(
+            {
+                "apiVersion": "source.toolkit.fluxcd.io/v1",
+                "kind": "GitRepository",
+                "metadata": {"name": "lab"},
+                "status": {
+                    "artifact": {
+                        "revision": revision,
+                        "url": f"{ARTIFACT_HOST}/gitrepository/{NS}/lab/x.tar.gz",
+                    }
+                },
+            }
+        )
+        yield ctx
+
+
+SHOP_IN_GIT = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: shop}\nspec:\n"
+
+
+@pytest.mark.parametrize("manager", ["roadlab-checker", None])
+def test_a_field_set_by_hand_that_git_declares_too_passes(
+    git_server: dict[str, Any], repository: dict[str, Any], manager: str | None
+) -> None:
+    # Flux applies only what differs: a value scaled by hand that Git then declares stays
+    # the hand's (kubectl scale records no manager; a drift check's restore, the checker).
+    revision = f"main@sha1:{repository['head']}"
+    deployment = shop_deployment(replicas_by=manager or "none")
+    if manager is None:
+        deployment["metadata"]["managedFields"].pop()
+    with with_artifact(git_server, revision, SHOP_IN_GIT + "  replicas: 3\n") as ctx:
+        ctx.add(kustomization(revision)).add(deployment)
+        result = run_check(ctx, "flux", FLUX_ARGS)
+    assert result.state == "Passed", result.message
+    assert (
+        f"Deployment shop: spec.replicas as Git declares it (apps/shop/deployment.yaml at "
+        f"{revision})" in result.message
+    )
+
+
+def test_a_field_set_by_hand_that_git_leaves_out_fails(
+    git_server: dict[str, Any], repository: dict[str, Any]
+) -> None:
+    revision = f"main@sha1:{repository['head']}"
+    deployment = shop_deployment(replicas_by="none")
+    deployment["metadata"]["managedFields"].pop()
+    with with_artifact(git_server, revision, SHOP_IN_GIT + "  paused: false\n") as ctx:
+        ctx.add(kustomization(revision)).add(deployment)
+        result = run_check(ctx, "flux", FLUX_ARGS)
+    assert result.state == "Failed"
+    assert (
+        f"Deployment shop: spec.replicas is 3, but Git (apps/shop/deployment.yaml at {revision}) "
+        "does not set it: it was set by hand (kubectl scale records no field manager); a change "
+        "made with kubectl is not GitOps: change it in Git and push"
+    ) in result.message
+    assert ctx.clock.sleeps == []  # waiting cannot make it Git's
+
+
+def test_without_the_artifact_the_field_managers_decide(
+    git_server: dict[str, Any], repository: dict[str, Any]
+) -> None:
+    revision = f"main@sha1:{repository['head']}"
+    with with_artifact(git_server, revision, None) as ctx:
+        ctx.add(kustomization(revision)).add(shop_deployment(replicas_by="kubectl-edit"))
+        result = run_check(ctx, "flux", FLUX_ARGS)
+    assert result.state == "Failed"
+    assert (
+        "spec.replicas is as asked, but was set by kubectl-edit, not by Flux from Git "
+        "(source-controller answered 404 for the artifact)" in result.message
     )
 
 
@@ -435,6 +552,9 @@ def test_drift_of_a_field_git_does_not_declare_is_said_and_undone_by_the_check()
     assert "Flux restores only the fields Git declares" in result.message
     assert result.message.endswith("the check put spec.replicas back to 3 itself")
     assert ctx.objects[DEPLOY]["spec"]["replicas"] == 3
+    # Put back as kubectl, who had set it: the field's owner is as before the check.
+    assert ctx.patch_managers[-1] == "kubectl"
+    assert ctx.patch_managers[0] is None  # the drift itself: the checker's own
     assert ctx.clock.now < 1010  # said once Flux had reconciled, not at the window's end
 
 

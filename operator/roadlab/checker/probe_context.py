@@ -39,9 +39,7 @@ from roadlab.probes import (
     cluster_service_host,
     cluster_service_url,
 )
-
-# Who a check's changes are from, in the object's managedFields (a drift it makes).
-CHECKER_FIELD_MANAGER = "roadlab-checker"
+from roadlab.probes.base import CHECKER_FIELD_MANAGER
 
 MAX_HTTP_BODY = 1024 * 1024  # bytes of a response body kept for the probes
 USER_AGENT = "roadlab-check/1"
@@ -221,7 +219,12 @@ class KubeProbeContext(HttpContextMixin):
         return result if isinstance(result, dict) else None
 
     def merge_patch(
-        self, api_version: str, kind: str, name: str, patch: Mapping[str, Any]
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        patch: Mapping[str, Any],
+        field_manager: str | None = None,
     ) -> dict[str, Any] | None:
         result = self._read(
             f"{kind} {name} ({api_version})",
@@ -231,7 +234,7 @@ class KubeProbeContext(HttpContextMixin):
                 name,
                 self.namespace,
                 dict(patch),
-                field_manager=CHECKER_FIELD_MANAGER,
+                field_manager=field_manager or CHECKER_FIELD_MANAGER,
             ),
             verb="patch",
         )
@@ -271,9 +274,14 @@ class DeadlineContext:
         return self.inner.list_objects(api_version, kind, label_selector)
 
     def merge_patch(
-        self, api_version: str, kind: str, name: str, patch: Mapping[str, Any]
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        patch: Mapping[str, Any],
+        field_manager: str | None = None,
     ) -> dict[str, Any] | None:
-        return self.inner.merge_patch(api_version, kind, name, patch)
+        return self.inner.merge_patch(api_version, kind, name, patch, field_manager)
 
     def http(
         self,

@@ -22,6 +22,9 @@ EvidenceValue: TypeAlias = str | int | float | bool
 Evidence: TypeAlias = dict[str, EvidenceValue]
 CheckState = Literal["Passed", "Failed", "Error"]
 
+# Whose changes a check makes are, in an object's managedFields (a drift it makes).
+CHECKER_FIELD_MANAGER = "roadlab-checker"
+
 # Longest value shown inside a message ("data.answer is "…", expected …").
 MAX_SHOWN_VALUE = 80
 
@@ -207,11 +210,17 @@ class ProbeContext(Protocol):
         ...
 
     def merge_patch(
-        self, api_version: str, kind: str, name: str, patch: Mapping[str, Any]
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        patch: Mapping[str, Any],
+        field_manager: str | None = None,
     ) -> dict[str, Any] | None:
         """Merge-patch an object of the lab, None when it does not exist. The checker may
         patch only what the lab grants it by name (environment.checkerMayPatch): a probe that
-        makes drift to see it corrected."""
+        makes drift to see it corrected. field_manager: whose change managedFields records
+        (default: the checker's own; a restore gives the field back to its earlier owner)."""
         ...
 
     def http(

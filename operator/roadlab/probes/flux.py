@@ -38,13 +38,19 @@ The checker may patch only the objects the lab names (environment.checkerMayPatc
 
 from __future__ import annotations
 
+import io
 import re
+import tarfile
 from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Annotated, Any, Literal
 
+import yaml
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from roadlab.probes.base import (
+    CHECKER_FIELD_MANAGER,
     CheckResult,
     Evidence,
     Probe,
@@ -85,6 +91,14 @@ OWNER_NAME_LABEL = "kustomize.toolkit.fluxcd.io/name"
 OWNER_NAMESPACE_LABEL = "kustomize.toolkit.fluxcd.io/namespace"
 # A ref advertisement of a lab repository is a few hundred bytes; more is not a lab's.
 MAX_ADVERTISEMENT_BYTES = 256 * 1024
+# What is read of source-controller's artifact (a tar.gz of the repository): a lab's is a few
+# KB; these caps bound a repository a learner filled.
+MAX_ARTIFACT_FILES = 200
+MAX_MANIFEST_BYTES = 256 * 1024
+# Where artifacts are served: source-controller's Service (its --storage-adv-addr).
+ARTIFACT_URL = re.compile(
+    r"^http://source-controller\.flux-system\.svc\.cluster\.local\.?(:[0-9]+)?/"
+)
 POLL_SECONDS = 2.0
 
 
@@ -275,39 +289,124 @@ def _git_head(ctx: ProbeContext, git: GitHead) -> tuple[str | None, str | None]:
     return refs.get(f"refs/heads/{git.branch}"), tag
 
 
+@dataclass
+class AppliedFindings:
+    problems: list[str] = dataclass_field(default_factory=list)
+    good: list[str] = dataclass_field(default_factory=list)
+    evidence: Evidence = dataclass_field(default_factory=dict)
+    # A field set by someone else stays theirs: Flux applies only what differs from Git.
+    final: bool = False
+
+
+def declared_in_git(
+    ctx: ProbeContext, kustomization: Mapping[str, Any], wanted: AppliedObject
+) -> tuple[Mapping[str, Any] | None, str]:
+    """The manifest of `wanted` as Git holds it at the revision the Kustomization applied,
+    read from source-controller's artifact of its GitRepository, and where it was found
+    ("apps/shop/deployment.yaml at main@sha1:..."); (None, why) when it cannot be read.
+
+    Only the plain manifests under the Kustomization's path count: a value a kustomize patch
+    sets is seen through managedFields instead (Flux applied it, so it owns the field)."""
+    spec = kustomization.get("spec") or {}
+    source = spec.get("sourceRef") or {}
+    if source.get("kind") != "GitRepository" or not isinstance(source.get("name"), str):
+        return None, "the Kustomization's source is not a GitRepository"
+    repository = ctx.get_object(API_VERSIONS["GitRepository"], "GitRepository", source["name"])
+    artifact = ((repository or {}).get("status") or {}).get("artifact") or {}
+    url, revision = artifact.get("url"), artifact.get("revision")
+    applied = (kustomization.get("status") or {}).get("lastAppliedRevision")
+    if not isinstance(url, str) or not ARTIFACT_URL.match(url) or revision != applied:
+        return None, "source-controller's artifact of that revision is not available"
+    try:
+        response = ctx.http("GET", url, timeout=10)
+    except ProbeHttpError as exc:
+        return None, f"source-controller's artifact could not be read: {exc}"
+    if response.status != 200:
+        return None, f"source-controller answered {response.status} for the artifact"
+    prefix = str(spec.get("path") or "").strip("/").removeprefix("./").strip("/")
+    try:
+        with tarfile.open(fileobj=io.BytesIO(response.body), mode="r:gz") as archive:
+            members = archive.getmembers()[:MAX_ARTIFACT_FILES]
+            for member in members:
+                name = member.name.removeprefix("./")
+                if not member.isfile() or member.size > MAX_MANIFEST_BYTES:
+                    continue
+                if prefix and not name.startswith(prefix + "/"):
+                    continue
+                if not name.endswith((".yaml", ".yml")):
+                    continue
+                handle = archive.extractfile(member)
+                text = handle.read().decode("utf-8", "replace") if handle else ""
+                for document in yaml.safe_load_all(text):
+                    if (
+                        isinstance(document, Mapping)
+                        and document.get("apiVersion") == wanted.api_version
+                        and document.get("kind") == wanted.kind
+                        and (document.get("metadata") or {}).get("name") == wanted.name
+                    ):
+                        return document, f"{name} at {revision}"
+    except (tarfile.TarError, OSError, EOFError, yaml.YAMLError) as exc:
+        return None, f"the artifact is not a readable tar.gz of YAML: {exc}"
+    return None, f"no manifest of {wanted.kind} {wanted.name} under {prefix or '/'} at {revision}"
+
+
 def _applied_problems(
     ctx: ProbeContext, kustomization: Mapping[str, Any], wanted: AppliedObject
-) -> tuple[list[str], list[str], Evidence]:
+) -> AppliedFindings:
     what = f"{wanted.kind} {wanted.name}"
     obj = ctx.get_object(wanted.api_version, wanted.kind, wanted.name)
     if obj is None:
-        return [f"{what} is not in namespace {ctx.namespace}: Git's manifests must hold it"], [], {}
+        return AppliedFindings(
+            [f"{what} is not in namespace {ctx.namespace}: Git's manifests must hold it"]
+        )
     object_id = inventory_id(ctx.namespace, wanted.api_version, wanted.kind, wanted.name)
     if not in_inventory(kustomization, object_id):
-        return (
+        return AppliedFindings(
             [
                 f"{what} is not one of the objects Kustomization "
                 f"{kustomization['metadata']['name']} applied (status.inventory): it is not "
                 "in the Kustomization's path in Git, or it was made by hand"
-            ],
-            [],
-            {},
+            ]
         )
     found = judge_fields(obj, wanted)
-    problems = [f"{what}: {problem}" for problem in found.problems]
-    good = [f"{what}: {item}" for item in found.good]
+    findings = AppliedFindings(
+        [f"{what}: {problem}" for problem in found.problems],
+        [f"{what}: {item}" for item in found.good],
+        {f"{wanted.kind}.{key}": value for key, value in found.evidence.items()},
+    )
     if not found.problems:
+        git: tuple[Mapping[str, Any] | None, str] | None = None
         for path in wanted.checked_paths():
             managers = field_managers(obj, path)
-            if managers is not None and FLUX_FIELD_MANAGER not in managers:
-                by = ", ".join(sorted(set(managers))) or "nobody"
-                problems.append(
-                    f"{what}: {path} is as asked, but was set by {by}, not by Flux from Git "
-                    "(a change made with kubectl is not GitOps, and the next reconcile of a "
-                    "field Git declares undoes it): change it in Git and push"
-                )
-    evidence = {f"{wanted.kind}.{key}": value for key, value in found.evidence.items()}
-    return problems, good, evidence
+            if managers is None or FLUX_FIELD_MANAGER in managers:
+                continue
+            # Flux applies only what differs from the cluster: a value set by hand that Git
+            # then declares stays the hand's in managedFields. Git itself tells.
+            git = git or declared_in_git(ctx, kustomization, wanted)
+            declared, where = git
+            value = resolve(obj, path)
+            in_git = MISSING if declared is None else resolve(declared, path)
+            if in_git is not MISSING and values_equal(in_git, value):
+                findings.good.append(f"{what}: {path} as Git declares it ({where})")
+                continue
+            # The checker's own entry is a drift check's restore of someone else's value.
+            others = sorted(set(managers) - {CHECKER_FIELD_MANAGER})
+            by = (
+                f"by {', '.join(others)}"
+                if others
+                else "by hand (kubectl scale records no field manager)"
+            )
+            if declared is not None:
+                says = "does not set it" if in_git is MISSING else f"says {show(in_git)}"
+                problem = f"{path} is {show(value)}, but Git ({where}) {says}: it was set {by}"
+            else:
+                problem = f"{path} is as asked, but was set {by}, not by Flux from Git ({where})"
+            findings.problems.append(
+                f"{what}: {problem}; a change made with kubectl is not GitOps: change it in "
+                "Git and push"
+            )
+            findings.final = True
+    return findings
 
 
 def run_flux(ctx: ProbeContext, args: FluxArgs) -> CheckResult:
@@ -378,16 +477,19 @@ def run_flux(ctx: ProbeContext, args: FluxArgs) -> CheckResult:
 
         problems: list[str] = []
         good: list[str] = []
+        final = False
         for wanted in args.applied:
-            more_problems, more_good, more_evidence = _applied_problems(ctx, obj, wanted)
-            problems += more_problems
-            good += more_good
-            evidence.update(more_evidence)
+            found = _applied_problems(ctx, obj, wanted)
+            problems += found.problems
+            good += found.good
+            evidence.update(found.evidence)
+            final = final or found.final
         at = f"Ready at {show(revision)}" + (
             f", the head of {args.git.branch} in the lab's Git" if args.git is not None else ""
         )
         if problems:
-            return Outcome(False, f"{what} is {at}, but " + "; ".join(problems), evidence)
+            message = f"{what} is {at}, but " + "; ".join(problems)
+            return Outcome(False, message, evidence, final=final)
         return Outcome(True, f"{what} is {at}" + "".join(f"; {g}" for g in good), evidence)
 
     try:
@@ -410,13 +512,16 @@ def merge_patch_for(path: str, value: object) -> dict[str, Any]:
     return dict(patch)
 
 
-def _restore(ctx: ProbeContext, args: DriftArgs, original: object) -> str:
+def _restore(ctx: ProbeContext, args: DriftArgs, original: object, owner: str | None) -> str:
+    """Put the drifted field back, as its earlier owner: managedFields then say who set it
+    (kubectl, say) as before the check, not the checker."""
     try:
         ctx.merge_patch(
             args.target.api_version,
             args.target.kind,
             args.target.name,
             merge_patch_for(args.field, None if original is MISSING else original),
+            field_manager=owner,
         )
     except ProbeApiError as exc:  # the verdict stands; say what was left
         return f"; the check could not put {args.field} back to {show(original)}: {exc}"
@@ -456,6 +561,7 @@ def run_drift(ctx: ProbeContext, args: DriftArgs) -> CheckResult:
             f"{OWNER_NAME_LABEL}={args.kustomization} label): Flux has nothing to restore"
         )
     original = resolve(obj, args.field)
+    owner = next(iter(field_managers(obj, args.field) or []), None)
     evidence: Evidence = {
         "field": args.field,
         "gitValue": "<unset>" if original is MISSING else evidence_value(original),
@@ -519,7 +625,7 @@ def run_drift(ctx: ProbeContext, args: DriftArgs) -> CheckResult:
     evidence["seconds"] = round(elapsed, 1)
     if outcome.passed:
         return CheckResult.ok(f"{outcome.message} ({elapsed:.1f} s)", evidence)
-    return CheckResult.fail(outcome.message + _restore(ctx, args, original), evidence)
+    return CheckResult.fail(outcome.message + _restore(ctx, args, original, owner), evidence)
 
 
 def patched_objects(args: DriftArgs) -> set[tuple[str, str, str]]:
