@@ -5,6 +5,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$CLUSTER_DIR/images.sh"
 source "$CLUSTER_DIR/metrics-server.sh"
+source "$CLUSTER_DIR/flux.sh"
 
 export CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false"
 
@@ -104,6 +105,8 @@ main() {
   build_go_module "$CLUSTER_DIR/build/etcd" "$(etcd_bin_dir)" etcd "1 min"
   build_go_module "$CLUSTER_DIR/build/coredns" "$(coredns_bin_dir)" coredns "2-3 min"
   build_metrics_server
+  build_flux source-controller "4-6 min"
+  build_flux kustomize-controller "3-5 min"
   build_pause
   build_tool helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" "2 min" "$(helm_ldflags)" "k8s$(helm_k8s_version)"
   build_tool kube-router github.com/cloudnativelabs/kube-router/v2/cmd/kube-router "$KUBE_ROUTER_VERSION" \
@@ -113,6 +116,10 @@ main() {
   binary_image "$COREDNS_IMAGE" "$CLUSTER_DIR/images/coredns" "$(coredns_bin_dir)/coredns"
   binary_image "$METRICS_SERVER_IMAGE" "$CLUSTER_DIR/images/metrics-server" \
     "$(metrics_server_bin_dir)/metrics-server"
+  binary_image "$FLUX_SOURCE_CONTROLLER_IMAGE" "$CLUSTER_DIR/images/flux-source-controller" \
+    "$(flux_bin_dir source-controller)/source-controller"
+  binary_image "$FLUX_KUSTOMIZE_CONTROLLER_IMAGE" "$CLUSTER_DIR/images/flux-kustomize-controller" \
+    "$(flux_bin_dir kustomize-controller)/kustomize-controller"
   log "binaries and images are built and cached under $CACHE_DIR"
 }
 

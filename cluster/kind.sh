@@ -4,6 +4,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$CLUSTER_DIR/metrics-server.sh"
 source "$CLUSTER_DIR/istio-crds.sh"
+source "$CLUSTER_DIR/flux.sh"
 KIND_KUBECONFIG=$CACHE_DIR/kind-roadlab.kubeconfig
 
 export PATH=$CACHE_DIR/bin:$PATH
@@ -22,5 +23,8 @@ install_metrics_server "$METRICS_SERVER_UPSTREAM_IMAGE" IfNotPresent --kubelet-i
   kubectl --kubeconfig "$KIND_KUBECONFIG"
 # Istio's CRDs from the same pinned module (a real mesh: `istioctl install` instead).
 install_istio_crds kubectl --kubeconfig "$KIND_KUBECONFIG"
+# Flux from the same manifest and CRDs, with upstream's images (ghcr.io/fluxcd/*, pulled by kind).
+install_flux "$FLUX_SOURCE_CONTROLLER_UPSTREAM_IMAGE" "$FLUX_KUSTOMIZE_CONTROLLER_UPSTREAM_IMAGE" IfNotPresent \
+  kubectl --kubeconfig "$KIND_KUBECONFIG"
 "$CLUSTER_DIR/project-images.sh" kind >&2
 echo "$KIND_KUBECONFIG"

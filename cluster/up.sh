@@ -5,6 +5,7 @@ source "$CLUSTER_DIR/images.sh"
 source "$CLUSTER_DIR/pki.sh"
 source "$CLUSTER_DIR/metrics-server.sh"
 source "$CLUSTER_DIR/istio-crds.sh"
+source "$CLUSTER_DIR/flux.sh"
 source "$CLUSTER_DIR/network-policy.sh"
 
 [[ $EUID -eq 0 ]] || die "the local cluster needs root (containers, iptables, mounts)"
@@ -218,6 +219,9 @@ start_addons() {
   install_metrics_server "$METRICS_SERVER_IMAGE" Never "$METRICS_SERVER_KUBELET_CA" kubectl_local
   # Istio's CRDs: the istio lab's prerequisite (its API only; no mesh runs here).
   install_istio_crds kubectl_local
+  # Flux (source- and kustomize-controller): GitOps, locked down to apply as a ServiceAccount
+  # of each Kustomization's own namespace.
+  install_flux "$FLUX_SOURCE_CONTROLLER_IMAGE" "$FLUX_KUSTOMIZE_CONTROLLER_IMAGE" Never kubectl_local
 }
 
 main() {
