@@ -108,6 +108,7 @@ def test_the_commands(catalog: dict[str, LabDefinition]) -> None:
 def test_catalog_labs_for_start_and_catalog(catalog: dict[str, LabDefinition]) -> None:
     found, directive, sources = complete(["start", ""], catalog)
     assert list(found) == [
+        "gitops",
         "helm",
         "hpa",
         "istio",
