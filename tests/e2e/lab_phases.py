@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from .operator_fixtures import Labs
-from .test_validation import last_check
+from .test_validation import last_check, request_check
 from .waiting import wait_until
 
 
@@ -48,3 +48,16 @@ def wait_solution_completed(labs: Labs, name: str, token: str, timeout: float) -
     completed = labs.condition(name, "Completed")
     assert completed is not None and completed["status"] == "True", completed
     return status
+
+
+def check_now(labs: Labs, name: str, what: str, timeout: float) -> str:
+    """Ask for a check of the Lab and wait for that run to finish; the run's token."""
+    token = request_check(name)
+    wait_until(lambda: finished_run(labs, name, token), f"the check of {what}", timeout, interval=2)
+    return token
+
+
+def check_solution(labs: Labs, name: str, timeout: float) -> tuple[str, dict[str, Any]]:
+    """Ask for a check of the solved Lab: its token, and the status once it completed."""
+    token = request_check(name)
+    return token, wait_solution_completed(labs, name, token, timeout)

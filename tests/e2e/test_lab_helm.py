@@ -18,11 +18,11 @@ from __future__ import annotations
 import pytest
 
 from .conftest import kubectl
-from .lab_phases import Phases, finished_run, wait_solution_completed
+from .lab_phases import Phases, check_now, check_solution, finished_run
 from .operator_fixtures import Labs
 from .test_lab_mlflow import image_on_node
 from .test_operator import unique, wait_ready
-from .test_validation import request_check, run_as_learner, run_command_as_learner, tasks
+from .test_validation import run_as_learner, run_command_as_learner, tasks
 from .waiting import wait_until
 
 WEB_IMAGE = "localhost/roadlab/web:0.1.0"
@@ -107,10 +107,7 @@ def test_helm_lab_wrong_answer_then_install_upgrade_rollback(labs: Labs) -> None
 
     run_as_learner(namespace, "labs/helm/solution/wrong/apply.sh")
     phases.done("wrong answer: installed with the defaults, upgraded (helm as the learner)")
-    token = request_check(name)
-    wait_until(
-        lambda: finished_run(labs, name, token), "the check of the wrong answer", timeout=120
-    )
+    token = check_now(labs, name, "the wrong answer", timeout=120)
     assert_wrong_answer_rejected(labs, name)
     phases.done("wrong answer checked")
 
@@ -118,8 +115,7 @@ def test_helm_lab_wrong_answer_then_install_upgrade_rollback(labs: Labs) -> None
     run_command_as_learner(namespace, "helm", "uninstall", "greeter", "-n", namespace, "--wait")
     run_as_learner(namespace, "labs/helm/solution/apply.sh")
     phases.done("solution: install, upgrade, rollback (helm as the learner)")
-    token = request_check(name)
-    status = wait_solution_completed(labs, name, token, timeout=180)
+    token, status = check_solution(labs, name, timeout=180)
     assert status["progress"] == "7/7"
     assert status["lastCheck"]["token"] == token
     done = tasks(labs, name)

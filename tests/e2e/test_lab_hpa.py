@@ -7,16 +7,13 @@ scaling check runs its full duration before it fails. Phase timings print with `
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 import pytest
 
 from .conftest import kubectl
-from .lab_phases import wait_solution_completed
+from .lab_phases import Phases, check_now, check_solution, finished_run
 from .operator_fixtures import Labs
 from .test_operator import unique, wait_ready
-from .test_validation import last_check, request_check, run_as_learner, tasks
+from .test_validation import run_as_learner, tasks
 from .waiting import wait_until
 
 # The scaling check loads the app for up to its durationSeconds (labs/hpa/lab.yaml); the
@@ -24,35 +21,15 @@ from .waiting import wait_until
 CHECK_TIMEOUT_SECONDS = 300
 
 
-class Phases:
-    """Wall-clock time of each phase, printed as they end (visible with pytest -s)."""
-
-    def __init__(self, label: str = "hpa lab") -> None:
-        self.label = label
-        self.started = self.last = time.monotonic()
-
-    def done(self, what: str) -> None:
-        now = time.monotonic()
-        print(f"[{self.label}] {what}: {now - self.last:.1f} s (total {now - self.started:.1f} s)")
-        self.last = now
-
-
 def metrics_served() -> bool:
     result = kubectl("get", "--raw", "/apis/metrics.k8s.io/v1beta1/nodes", check=False)
     return result.returncode == 0 and '"usage"' in result.stdout
 
 
-def finished_run(labs: Labs, name: str, token: str | None = None) -> dict[str, Any] | None:
-    run = last_check(labs, name)
-    if not run.get("finishedAt") or (token is not None and run.get("token") != token):
-        return None
-    return run
-
-
 def test_hpa_lab_wrong_answer_then_solution_scales(labs: Labs) -> None:
     if not metrics_served():
         pytest.fail("the metrics API does not answer: install metrics-server (cluster/up.sh)")
-    phases = Phases()
+    phases = Phases("hpa")
     name = unique("hpa")
     namespace = f"lab-{name}"
     labs.create(name, lab="hpa")  # the lab's own check timeout (checkTimeoutSeconds)
@@ -85,13 +62,7 @@ def test_hpa_lab_wrong_answer_then_solution_scales(labs: Labs) -> None:
 
     # A wrong HPA: it targets Deployment "webapp" and may never exceed 1 replica.
     run_as_learner(namespace, "labs/hpa/solution/wrong/apply.sh")
-    token = request_check(name)
-    wait_until(
-        lambda: finished_run(labs, name, token),
-        "the check of the wrong answer",
-        timeout=CHECK_TIMEOUT_SECONDS + 60,
-        interval=3,
-    )
+    token = check_now(labs, name, "the wrong answer", timeout=CHECK_TIMEOUT_SECONDS + 60)
     wrong = tasks(labs, name)
     assert wrong["hpa-configured"]["state"] == "Failed"
     message = wrong["hpa-configured"]["message"]
@@ -105,8 +76,7 @@ def test_hpa_lab_wrong_answer_then_solution_scales(labs: Labs) -> None:
     # The reference solution, with the learner's own permissions.
     run_as_learner(namespace, "labs/hpa/solution/apply.sh")
     phases.done("solution applied (requests rolled out, HPA created)")
-    token = request_check(name)
-    status = wait_solution_completed(labs, name, token, timeout=CHECK_TIMEOUT_SECONDS + 60)
+    token, status = check_solution(labs, name, timeout=CHECK_TIMEOUT_SECONDS + 60)
     assert status["progress"] == "3/3"
     assert status["lastCheck"]["token"] == token
     assert status["lastCheck"]["state"] == "Passed"

@@ -12,9 +12,8 @@ import json
 import time
 
 from .conftest import kubectl
-from .lab_phases import wait_solution_completed
+from .lab_phases import Phases, check_now, check_solution, finished_run
 from .operator_fixtures import Labs
-from .test_lab_hpa import Phases, finished_run
 from .test_operator import unique, wait_ready
 from .test_validation import request_check, run_as_learner, tasks
 from .waiting import wait_until
@@ -72,7 +71,7 @@ def test_learner_may_set_only_the_labs_namespace_labels(labs: Labs) -> None:
 
 
 def test_istio_lab_wrong_answer_then_solution(labs: Labs) -> None:
-    phases = Phases("istio lab")
+    phases = Phases("istio")
     name = unique("istio")
     namespace = f"lab-{name}"
     labs.create(name, lab="istio", parameters={"canaryWeight": 20})
@@ -108,11 +107,7 @@ def test_istio_lab_wrong_answer_then_solution(labs: Labs) -> None:
     assert bad.returncode != 0 and "STRICTLY" in bad.stderr, bad.stderr
 
     run_as_learner(namespace, "labs/istio/solution/wrong/apply.sh")
-    token = request_check(name)
-    wait_until(
-        lambda: finished_run(labs, name, token), "the check of the wrong answer",
-        timeout=CHECK_SECONDS, interval=2,
-    )  # fmt: skip
+    token = check_now(labs, name, "the wrong answer", timeout=CHECK_SECONDS)
     wrong = tasks(labs, name)
     assert wrong["sidecar-injection"]["state"] == "Failed"
     subsets = wrong["destination-rule"]["message"]
@@ -127,8 +122,7 @@ def test_istio_lab_wrong_answer_then_solution(labs: Labs) -> None:
 
     run_as_learner(namespace, "labs/istio/solution/apply.sh")
     phases.done("solution applied")
-    token = request_check(name)
-    status = wait_solution_completed(labs, name, token, timeout=CHECK_SECONDS)
+    token, status = check_solution(labs, name, timeout=CHECK_SECONDS)
     assert status["progress"] == "4/4"
     assert status["lastCheck"]["token"] == token
     print(f"[istio lab] split: {tasks(labs, name)['weighted-split']['message']}")

@@ -8,16 +8,15 @@ promotion Job imports MLflow for a few seconds. Phase timings print with `pytest
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
 
 from .conftest import kubectl
-from .lab_phases import wait_solution_completed
+from .lab_phases import Phases, check_now, check_solution, finished_run
 from .operator_fixtures import Labs
 from .test_operator import unique, wait_ready
-from .test_validation import last_check, request_check, run_as_learner, tasks
+from .test_validation import run_as_learner, tasks
 from .waiting import wait_until
 
 MLFLOW_IMAGE = "localhost/roadlab/mlflow:0.1.0"
@@ -27,18 +26,6 @@ CHECK_TIMEOUT_SECONDS = 180
 BEST_RMSE = "2.27833"  # alpha 10, version 2
 WORST_RMSE = "3.13312"  # alpha 1000, version 3: the newest
 MLFLOW_TASKS = ("experiment-runs", "registered-model", "champion")
-
-
-class Phases:
-    """Wall-clock time of each phase, printed as they end (visible with pytest -s)."""
-
-    def __init__(self) -> None:
-        self.started = self.last = time.monotonic()
-
-    def done(self, what: str) -> None:
-        now = time.monotonic()
-        print(f"[mlflow lab] {what}: {now - self.last:.1f} s (total {now - self.started:.1f} s)")
-        self.last = now
 
 
 def image_on_node(image: str) -> bool:
@@ -52,22 +39,9 @@ def image_on_node(image: str) -> bool:
     return False
 
 
-def finished_run(labs: Labs, name: str, token: str | None = None) -> dict[str, Any] | None:
-    run = last_check(labs, name)
-    if not run.get("finishedAt") or (token is not None and run.get("token") != token):
-        return None
-    return run
-
-
 def checked(labs: Labs, name: str, what: str) -> dict[str, dict[str, Any]]:
     """Request a check, wait for its run to finish, and return the tasks."""
-    token = request_check(name)
-    wait_until(
-        lambda: finished_run(labs, name, token),
-        what,
-        timeout=CHECK_TIMEOUT_SECONDS + 60,
-        interval=3,
-    )
+    check_now(labs, name, what, timeout=CHECK_TIMEOUT_SECONDS + 60)
     return tasks(labs, name)
 
 
@@ -105,7 +79,7 @@ def assert_wrong_champion(found: dict[str, dict[str, Any]]) -> str:
 def test_mlflow_lab_wrong_answer_then_solution(labs: Labs) -> None:
     if not image_on_node(MLFLOW_IMAGE):
         pytest.fail(f"{MLFLOW_IMAGE} is not on the node: build and load it (make images)")
-    phases = Phases()
+    phases = Phases("mlflow")
     name = unique("mlflow")
     namespace = f"lab-{name}"
     labs.create(name, lab="mlflow")
@@ -135,14 +109,14 @@ def test_mlflow_lab_wrong_answer_then_solution(labs: Labs) -> None:
     # Once the server is up, each task says what is missing.
     kubectl("-n", namespace, "rollout", "status", "deployment/mlflow", "--timeout=300s")
     phases.done("tracking server rolled out")
-    assert_empty_server(checked(labs, name, "the check of the empty server"))
+    assert_empty_server(checked(labs, name, "the empty server"))
     assert labs.get(name)["status"]["progress"] == "1/4"
     phases.done("empty server checked")
 
     # A wrong answer: right training and registration, champion on the newest version.
     run_as_learner(namespace, "labs/mlflow/solution/wrong/apply.sh")
     phases.done("wrong answer applied (3 runs trained and registered, newest promoted)")
-    message = assert_wrong_champion(checked(labs, name, "the check of the wrong answer"))
+    message = assert_wrong_champion(checked(labs, name, "the wrong answer"))
     print(f"[mlflow lab] wrong answer: {message}")
     phases.done("wrong answer checked")
 
@@ -150,8 +124,7 @@ def test_mlflow_lab_wrong_answer_then_solution(labs: Labs) -> None:
     # is reused, the promote Job moves the alias to the best run's version.
     run_as_learner(namespace, "labs/mlflow/solution/apply.sh")
     phases.done("solution applied (champion moved)")
-    token = request_check(name)
-    status = wait_solution_completed(labs, name, token, timeout=CHECK_TIMEOUT_SECONDS + 60)
+    token, status = check_solution(labs, name, timeout=CHECK_TIMEOUT_SECONDS + 60)
     assert status["progress"] == "4/4"
     assert status["lastCheck"]["token"] == token
     assert status["lastCheck"]["state"] == "Passed"

@@ -21,11 +21,11 @@ from __future__ import annotations
 import pytest
 
 from .conftest import kubectl
-from .lab_phases import Phases, finished_run, wait_solution_completed
+from .lab_phases import Phases, check_now, check_solution, finished_run
 from .operator_fixtures import Labs
 from .test_lab_mlflow import image_on_node
 from .test_operator import unique, wait_ready
-from .test_validation import request_check, run_as_learner, tasks
+from .test_validation import run_as_learner, tasks
 from .waiting import wait_until
 
 MODEL_API_IMAGE = "localhost/roadlab/model-api:0.1.0"
@@ -119,13 +119,7 @@ def test_model_api_lab_wrong_answer_then_solution_under_load(labs: Labs) -> None
     # A wrong answer: one replica, readiness on /healthz, no PodDisruptionBudget.
     run_as_learner(namespace, "labs/model-api/solution/wrong/apply.sh")
     phases.done("wrong answer applied (rolled out)")
-    token = request_check(name)
-    wait_until(
-        lambda: finished_run(labs, name, token),
-        "the check of the wrong answer",
-        timeout=CHECK_TIMEOUT_SECONDS + 60,
-        interval=3,
-    )
+    token = check_now(labs, name, "the wrong answer", timeout=CHECK_TIMEOUT_SECONDS + 60)
     assert_wrong_answer_rejected(labs, name, namespace)
     phases.done("wrong answer checked")
 
@@ -133,8 +127,7 @@ def test_model_api_lab_wrong_answer_then_solution_under_load(labs: Labs) -> None
     # limits and readiness on /ready, the PodDisruptionBudget and the Service.
     run_as_learner(namespace, "labs/model-api/solution/apply.sh")
     phases.done("solution applied (3 replicas rolled out)")
-    token = request_check(name)
-    status = wait_solution_completed(labs, name, token, timeout=CHECK_TIMEOUT_SECONDS + 60)
+    token, status = check_solution(labs, name, timeout=CHECK_TIMEOUT_SECONDS + 60)
     assert status["progress"] == "6/6"
     assert status["lastCheck"]["token"] == token
     assert status["lastCheck"]["state"] == "Passed"

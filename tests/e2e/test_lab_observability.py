@@ -16,11 +16,11 @@ from __future__ import annotations
 import pytest
 
 from .conftest import kubectl
-from .lab_phases import Phases, finished_run, wait_solution_completed
+from .lab_phases import Phases, check_now, check_solution, finished_run
 from .operator_fixtures import Labs
 from .test_lab_mlflow import image_on_node
 from .test_operator import unique, wait_ready
-from .test_validation import request_check, run_as_learner, tasks
+from .test_validation import run_as_learner, tasks
 from .waiting import wait_until
 
 IMAGES = (
@@ -124,17 +124,12 @@ def test_observability_lab_wrong_answer_then_solution(labs: Labs) -> None:
 
     run_as_learner(namespace, "labs/observability/solution/wrong/apply.sh")
     phases.done("wrong answer applied (Prometheus restarted on it)")
-    token = request_check(name)
-    wait_until(
-        lambda: finished_run(labs, name, token), "the check of the wrong answer",
-        timeout=CHECK_SECONDS,
-    )  # fmt: skip
+    token = check_now(labs, name, "the wrong answer", timeout=CHECK_SECONDS)
     assert_wrong_answer_rejected(labs, name)
     phases.done("wrong answer checked")
 
     run_as_learner(namespace, "labs/observability/solution/apply.sh")
     phases.done("solution applied (Prometheus restarted on it)")
-    token = request_check(name)
-    wait_solution_completed(labs, name, token, timeout=CHECK_SECONDS)
+    token, _ = check_solution(labs, name, timeout=CHECK_SECONDS)
     assert_solution_passes(labs, name, token)
     phases.done("solution checked: Completed")

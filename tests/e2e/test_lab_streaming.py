@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 
 from .conftest import kubectl
-from .lab_phases import Phases, finished_run, wait_solution_completed
+from .lab_phases import Phases, check_now, check_solution, finished_run
 from .operator_fixtures import Labs
 from .test_lab_mlflow import image_on_node
 from .test_operator import unique, wait_ready
-from .test_validation import request_check, run_as_learner, tasks
+from .test_validation import run_as_learner, tasks
 from .waiting import wait_until
 
 IMAGES = (
@@ -124,19 +124,14 @@ def test_streaming_lab_wrong_answer_then_solution(labs: Labs) -> None:
 
     run_as_learner(namespace, "labs/streaming/solution/wrong/apply.sh")
     phases.done("wrong answer applied (a test order, consumers in groups of their own)")
-    token = request_check(name)
-    wait_until(
-        lambda: finished_run(labs, name, token), "the check of the wrong answer",
-        timeout=CHECK_SECONDS,
-    )  # fmt: skip
+    check_now(labs, name, "the wrong answer", timeout=CHECK_SECONDS)
     show(labs, name, "wrong answer")
     assert_wrong_answer_rejected(labs, name)
     phases.done("wrong answer checked")
 
     run_as_learner(namespace, "labs/streaming/solution/apply.sh")
     phases.done("solution applied (partitions raised, retention set, one group)")
-    token = request_check(name)
-    status = wait_solution_completed(labs, name, token, timeout=CHECK_SECONDS)
+    _, status = check_solution(labs, name, timeout=CHECK_SECONDS)
     show(labs, name, "solution")
     assert_solution_passes(status, labs, name)
     phases.done("solution checked: Completed")

@@ -8,10 +8,10 @@ test takes about a minute or two; phase timings print with `pytest -s`.
 from __future__ import annotations
 
 from .conftest import kubectl
-from .lab_phases import Phases, finished_run, wait_solution_completed
+from .lab_phases import Phases, check_now, check_solution, finished_run
 from .operator_fixtures import Labs
 from .test_operator import unique, wait_ready
-from .test_validation import request_check, run_as_learner, tasks
+from .test_validation import run_as_learner, tasks
 from .waiting import wait_until
 
 # The lab's own checkTimeoutSeconds (labs/triton/lab.yaml): the inference checks send 21
@@ -96,13 +96,7 @@ def test_triton_lab_wrong_answer_then_solution_serves_both_versions(labs: Labs) 
     # A wrong answer: the default version policy (version 2 only), no resource requests.
     run_as_learner(namespace, "labs/triton/solution/wrong/apply.sh")
     phases.done("wrong answer applied (rolled out)")
-    token = request_check(name)
-    wait_until(
-        lambda: finished_run(labs, name, token),
-        "the check of the wrong answer",
-        timeout=CHECK_TIMEOUT_SECONDS + 60,
-        interval=3,
-    )
+    token = check_now(labs, name, "the wrong answer", timeout=CHECK_TIMEOUT_SECONDS + 60)
     assert_wrong_answer_rejected(labs, name)
     phases.done("wrong answer checked")
 
@@ -110,8 +104,7 @@ def test_triton_lab_wrong_answer_then_solution_serves_both_versions(labs: Labs) 
     # ConfigMap, requests, and a restart of the running server so that it reads the change.
     run_as_learner(namespace, "labs/triton/solution/apply.sh")
     phases.done("solution applied (ConfigMap patched, server restarted and rolled out)")
-    token = request_check(name)
-    status = wait_solution_completed(labs, name, token, timeout=CHECK_TIMEOUT_SECONDS + 60)
+    token, status = check_solution(labs, name, timeout=CHECK_TIMEOUT_SECONDS + 60)
     assert status["progress"] == "5/5"
     assert status["lastCheck"]["token"] == token
     assert status["lastCheck"]["state"] == "Passed"
