@@ -176,3 +176,56 @@ def test_the_learner_cannot_open_their_lab_with_a_policy(network: Network) -> No
     }
     done = network.learner.create(policy)
     assert done.returncode != 0 and "forbidden" in done.stderr, done.stderr
+
+
+def test_a_platform_allowance_opens_one_port_of_one_app_to_flux_only(
+    network: Network, labs_module: Labs, core: client.CoreV1Api
+) -> None:
+    """The gitops lab lets Flux's source-controller (namespace flux-system, pods labelled
+    app=source-controller) fetch from its Git server, port 8080 only (environment.ingressFrom).
+    That opens nothing else: not to another lab, not to another pod of flux-system."""
+    name = unique("net-git")
+    labs_module.create(name, lab="gitops")
+    wait_ready(labs_module, name, timeout=180)
+    namespace = f"lab-{name}"
+    wait_until(
+        lambda: any(
+            pod_ready(core, namespace, p.metadata.name)
+            for p in core.list_namespaced_pod(namespace, label_selector="app=git").items
+        ),
+        f"{namespace}'s Git server Ready",
+        timeout=120,
+    )
+    git_url = f"http://git.{namespace}.svc.cluster.local/lab.git/info/refs"
+    network.assert_refused(git_url)
+    # A pod of flux-system that is not source-controller (made here by the admin).
+    outsider = pod(unique("not-source-controller"), container={"args": ["sleep", "600"]})
+    core.create_namespaced_pod("flux-system", outsider)
+    outsider_name = outsider["metadata"]["name"]
+    try:
+        wait_until(lambda: pod_ready(core, "flux-system", outsider_name), "the outsider Ready")
+        output = exec_in_pod(core, "flux-system", outsider_name, WEB, "get", git_url)
+        assert any(failure in output for failure in CONNECTION_FAILED), output
+        # Control: labelled as source-controller, the same pod is let in (the selector is
+        # what refused it, not the route).
+        core.patch_namespaced_pod(
+            outsider_name, "flux-system", {"metadata": {"labels": {"app": "source-controller"}}}
+        )
+        wait_until(
+            lambda: (
+                "git-upload-pack"
+                in exec_in_pod(
+                    core,
+                    "flux-system",
+                    outsider_name,
+                    WEB,
+                    "get",
+                    git_url + "?service=git-upload-pack",
+                )
+            ),
+            "the Git server answering a pod labelled app=source-controller",
+            timeout=30,
+        )
+    finally:
+        core.delete_namespaced_pod(outsider_name, "flux-system", grace_period_seconds=0)
+        labs_module.delete(name)
