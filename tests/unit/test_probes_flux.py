@@ -306,11 +306,13 @@ def test_a_field_set_with_kubectl_is_not_from_git(
 ARTIFACT_HOST = "http://source-controller.flux-system.svc.cluster.local."
 
 
-def artifact(deployment_yaml: str) -> bytes:
-    """A tar.gz of the repository, as source-controller serves it."""
+def artifact(deployment_yaml: str, filler: int = 0) -> bytes:
+    """A tar.gz of the repository, as source-controller serves it (a file of `filler` zero
+    bytes first, as a learner could push)."""
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w:gz") as archive:
         for name, text in {
+            "apps/shop/a-large-file.yaml": "\0" * filler,
             "apps/shop/deployment.yaml": deployment_yaml,
             "apps/shop/kustomization.yaml": "resources: [deployment.yaml]\n",
             "README.md": "not a manifest",
@@ -324,7 +326,7 @@ def artifact(deployment_yaml: str) -> bytes:
 
 @contextmanager
 def with_artifact(
-    git_server: Mapping[str, Any], revision: str, deployment_yaml: str | None
+    git_server: Mapping[str, Any], revision: str, deployment_yaml: str | None, filler: int = 0
 ) -> Iterator[FakeContext]:
     """A context whose GitRepository lab has an artifact at `revision` (None: unreadable),
     source-controller's address sent to a local server."""
@@ -332,7 +334,7 @@ def with_artifact(
     def route(method: str, path: str, query: dict[str, str], body: bytes) -> tuple[int, Any]:
         if deployment_yaml is None:
             return 404, "gone"
-        return 200, artifact(deployment_yaml)
+        return 200, artifact(deployment_yaml, filler)
 
     with local_server(route) as storage:
 
@@ -619,3 +621,17 @@ def test_a_lab_must_grant_what_its_drift_check_patches() -> None:
         ]
     }
     LabDefinition.model_validate(lab)
+
+
+def test_an_artifact_filled_with_large_files_is_not_inflated_past_its_cap(
+    git_server: dict[str, Any], repository: dict[str, Any]
+) -> None:
+    revision = f"main@sha1:{repository['head']}"
+    deployment = shop_deployment(replicas_by="none")
+    deployment["metadata"]["managedFields"].pop()
+    big = 17 * 1024 * 1024  # compresses to a few KB; above MAX_ARTIFACT_BYTES inflated
+    with with_artifact(git_server, revision, SHOP_IN_GIT + "  replicas: 3\n", big) as ctx:
+        ctx.add(kustomization(revision)).add(deployment)
+        result = run_check(ctx, "flux", FLUX_ARGS)
+    assert result.state == "Failed"
+    assert "no manifest of Deployment shop under apps/shop" in result.message

@@ -95,6 +95,7 @@ MAX_ADVERTISEMENT_BYTES = 256 * 1024
 # KB; these caps bound a repository a learner filled.
 MAX_ARTIFACT_FILES = 200
 MAX_MANIFEST_BYTES = 256 * 1024
+MAX_ARTIFACT_BYTES = 16 * 1024 * 1024
 # Where artifacts are served: source-controller's Service (its --storage-adv-addr).
 ARTIFACT_URL = re.compile(
     r"^http://source-controller\.flux-system\.svc\.cluster\.local\.?(:[0-9]+)?/"
@@ -326,8 +327,13 @@ def declared_in_git(
     prefix = str(spec.get("path") or "").strip("/").removeprefix("./").strip("/")
     try:
         with tarfile.open(fileobj=io.BytesIO(response.body), mode="r:gz") as archive:
-            members = archive.getmembers()[:MAX_ARTIFACT_FILES]
-            for member in members:
+            seen = 0
+            for count, member in enumerate(archive):
+                # Headers give sizes before the data is inflated: a repository a learner
+                # filled with large files stops here, not after inflating them all.
+                seen += member.size
+                if count >= MAX_ARTIFACT_FILES or seen > MAX_ARTIFACT_BYTES:
+                    break
                 name = member.name.removeprefix("./")
                 if not member.isfile() or member.size > MAX_MANIFEST_BYTES:
                     continue
