@@ -16,9 +16,10 @@ install_missing() {
   fi
 }
 # On every cluster: the e2e suite's browser (the portal is tested in headless Chromium),
-# npm, which fetches the portal's pinned xterm.js, and Maven, which fetches Kafka's jars for
-# the streaming lab's image (images/kafka/pom.xml).
-install_missing chromium:chromium chromedriver:chromium-driver npm:npm mvn:maven
+# npm, which fetches the portal's pinned xterm.js, Maven, which fetches Kafka's jars for
+# the streaming lab's image (images/kafka/pom.xml), and git, which the gitops lab's solution
+# pushes with (and the git-server's unit test runs).
+install_missing chromium:chromium chromedriver:chromium-driver npm:npm mvn:maven git:git
 # On kind or a cluster of the user's own, nothing of the local cluster is needed.
 if [[ -n ${ROADLAB_KUBECONFIG:-} || ${ROADLAB_CLUSTER:-} == kind ]]; then exit 0; fi
 install_missing containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins \

@@ -168,7 +168,7 @@ class KubeProbeContext(HttpContextMixin):
         self.api = api
         self.namespace = namespace
 
-    def _read(self, what: str, call: Callable[[], Any], verb: str = "read") -> Any:
+    def _call(self, what: str, call: Callable[[], Any], verb: str = "read") -> Any:
         doing = {"read": "reading", "patch": "patching"}[verb]
         try:
             return call()
@@ -213,7 +213,7 @@ class KubeProbeContext(HttpContextMixin):
                 time.sleep(NEW_SERVICE_DNS_RETRY_SECONDS)
 
     def get_object(self, api_version: str, kind: str, name: str) -> dict[str, Any] | None:
-        result = self._read(
+        result = self._call(
             f"{kind} ({api_version})", lambda: self.api.get(api_version, kind, name, self.namespace)
         )
         return result if isinstance(result, dict) else None
@@ -226,7 +226,7 @@ class KubeProbeContext(HttpContextMixin):
         patch: Mapping[str, Any],
         field_manager: str | None = None,
     ) -> dict[str, Any] | None:
-        result = self._read(
+        result = self._call(
             f"{kind} {name} ({api_version})",
             lambda: self.api.merge_patch(
                 api_version,
@@ -243,7 +243,7 @@ class KubeProbeContext(HttpContextMixin):
     def list_objects(
         self, api_version: str, kind: str, label_selector: str | None = None
     ) -> list[dict[str, Any]]:
-        result = self._read(
+        result = self._call(
             f"{kind} ({api_version})",
             lambda: self.api.list_objects(api_version, kind, self.namespace, label_selector),
         )

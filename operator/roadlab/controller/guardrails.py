@@ -151,9 +151,15 @@ def limit_range(lab_name: str, namespace: str, limits: LimitRangeDef) -> dict[st
 
 
 def _network_policy(
-    name: str, lab_name: str, namespace: str, ingress: list[dict[str, Any]]
+    name: str,
+    lab_name: str,
+    namespace: str,
+    ingress: list[dict[str, Any]],
+    pod_selector: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    spec: dict[str, Any] = {"podSelector": {}, "policyTypes": ["Ingress"]}
+    """An ingress policy of the pods pod_selector labels select (every pod: None)."""
+    selected = {"matchLabels": dict(pod_selector)} if pod_selector else {}
+    spec: dict[str, Any] = {"podSelector": selected, "policyTypes": ["Ingress"]}
     if ingress:
         spec["ingress"] = ingress
     return {
@@ -192,9 +198,8 @@ def platform_ingress_policies(
     """One policy per allowance: the selected lab pods accept the platform pods on one port.
 
     The default-deny policy stays; these add exactly one way in each."""
-    policies = []
-    for index, allowance in enumerate(allowances):
-        policy = _network_policy(
+    return [
+        _network_policy(
             f"{naming.NETPOL_FROM_PLATFORM_PREFIX}{index}",
             lab_name,
             namespace,
@@ -211,10 +216,10 @@ def platform_ingress_policies(
                     "ports": [{"protocol": "TCP", "port": allowance.port}],
                 }
             ],
+            pod_selector=allowance.to,
         )
-        policy["spec"]["podSelector"] = {"matchLabels": dict(allowance.to)}
-        policies.append(policy)
-    return policies
+        for index, allowance in enumerate(allowances)
+    ]
 
 
 def learner_service_account(lab_name: str, namespace: str) -> dict[str, Any]:

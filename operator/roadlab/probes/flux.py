@@ -62,13 +62,13 @@ from roadlab.probes.base import (
     not_found_message,
     show,
 )
+from roadlab.probes.http_args import Port, ServiceName
 from roadlab.probes.paths import MISSING, Key, Match, parse_path, resolve
 from roadlab.probes.polling import Outcome, Unavailable, evidence_with_seconds, poll, result
 from roadlab.probes.resource import FieldChecks, judge_fields
 from roadlab.probes.values import values_equal
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")]
-ServiceName = Annotated[str, StringConstraints(pattern=r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")]
 RepositoryName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 ApiVersion = Annotated[
     str,
@@ -161,7 +161,7 @@ class GitHead(ProbeArgs):
     """The branch of the lab's in-cluster Git server whose head a revision must be."""
 
     service: ServiceName
-    port: int = Field(default=80, ge=1, le=65535)
+    port: Port = 80
     repository: RepositoryName
     branch: RefName = "main"
     past_tag: RefName | None = None
