@@ -24,11 +24,13 @@ def test_registry_names() -> None:
         "kserve_v2",
         "load_then_assert",
         "mlflow",
+        "plaintext_refused",
         "pod_metrics",
         "pods_ready",
         "prometheus",
         "resource",
         "rollout",
+        "traffic_split",
     ]
     for name, probe in PROBES.items():
         assert probe.name == name

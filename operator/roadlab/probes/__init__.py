@@ -19,6 +19,7 @@ from roadlab.probes import (
     kafka,
     kserve_v2,
     load_then_assert,
+    mesh,
     mlflow,
     pod_metrics,
     pods_ready,
@@ -77,6 +78,8 @@ PROBES: dict[str, Probe[Any]] = {
         kafka.PROBE,
         flux.PROBE,
         flux.DRIFT_PROBE,
+        mesh.PROBE,
+        mesh.PLAINTEXT_PROBE,
     )
 }
 

@@ -48,7 +48,7 @@ class PodsReadyArgs(ProbeArgs):
     container_has: list[ContainerHas] = Field(default_factory=list, max_length=8)
 
 
-def _is_ready(pod: dict[str, Any]) -> bool:
+def is_ready(pod: dict[str, Any]) -> bool:
     status = pod.get("status") or {}
     if (pod.get("metadata") or {}).get("deletionTimestamp") or status.get("phase") != "Running":
         return False
@@ -95,7 +95,7 @@ def _phase(pod: dict[str, Any]) -> str:
 def run(ctx: ProbeContext, args: PodsReadyArgs) -> CheckResult:
     pods = ctx.list_objects("v1", "Pod", args.label_selector)
     selector = args.label_selector
-    ready = [p for p in pods if _is_ready(p)]
+    ready = [p for p in pods if is_ready(p)]
     evidence: Evidence = {"matching": len(pods), "ready": len(ready)}
     if not pods:
         return CheckResult.fail(
@@ -104,7 +104,7 @@ def run(ctx: ProbeContext, args: PodsReadyArgs) -> CheckResult:
             evidence,
         )
     if len(ready) < args.min_count:
-        not_ready = [p for p in pods if not _is_ready(p)]
+        not_ready = [p for p in pods if not is_ready(p)]
         details = ", ".join(
             f"{(p.get('metadata') or {}).get('name', '?')} ({_phase(p)})"
             for p in not_ready[:MAX_NAMED_PODS]
