@@ -75,6 +75,34 @@ def test_check_job_pulls_with_the_operators_pull_secrets(
     assert "imagePullSecrets" not in job(catalog)["spec"]["template"]["spec"]
 
 
+def test_a_meshed_check_job_gets_a_sidecar_that_only_service_traffic_goes_through(
+    catalog: dict[str, LabDefinition],
+) -> None:
+    spec = checks.check_spec(catalog["smoke"], CONTEXT, "alice-smoke", 60)
+    manifest = checks.check_job(
+        REQUEST,
+        spec,
+        image="localhost/roadlab/operator:0.1.0",
+        operator_namespace="roadlab-system",
+        timeout=60,
+        meshed=True,
+        pod_cidr="10.42.0.0/16",
+    )
+    template = manifest["spec"]["template"]
+    assert template["metadata"]["labels"]["sidecar.istio.io/inject"] == "true"
+    annotations = template["metadata"]["annotations"]
+    assert annotations["sidecar.istio.io/nativeSidecar"] == "true"  # the Job can end
+    assert annotations["traffic.sidecar.istio.io/excludeOutboundIPRanges"] == "10.42.0.0/16"
+    assert annotations["traffic.sidecar.istio.io/excludeOutboundPorts"] == "443"
+    assert annotations[checks.TOKEN_ANNOTATION] == "t1"
+    # The Job's own labels (what the operator lists Jobs by) are not the pod's extra label.
+    assert "sidecar.istio.io/inject" not in manifest["metadata"]["labels"]
+    # Not meshed: neither the label nor the annotations.
+    plain = job(catalog)["spec"]["template"]["metadata"]
+    assert "sidecar.istio.io/inject" not in plain["labels"]
+    assert set(plain["annotations"]) == {checks.TOKEN_ANNOTATION}
+
+
 @pytest.mark.parametrize(
     ("value", "names"),
     [

@@ -433,8 +433,10 @@ class LabDefinition(CatalogModel):
     # Time limit of one validation run unless the Lab sets spec.validation.timeoutSeconds.
     check_timeout_seconds: int = Field(default=180, ge=10, le=900)
     # Where the checks run: "auto" sends checks whose probes are all short to the warm
-    # checker and the rest to a Job; "job" always uses a Job (a lab that tests the Job path).
-    check_runner: Literal["auto", "job"] = "auto"
+    # checker and the rest to a Job; "job" always uses a Job (a lab that tests the Job path);
+    # "mesh" a Job whose pod is on the service mesh, with a sidecar (probes that measure
+    # what a meshed client sees: traffic_split, plaintext_refused).
+    check_runner: Literal["auto", "job", "mesh"] = "auto"
     solution: str | None = None
 
     _template_sources: dict[str, str] = PrivateAttr(default_factory=dict)

@@ -121,6 +121,8 @@ def _start_check(  # noqa: PLR0917 - the handler's one call
         operator_namespace=settings.operator_namespace,
         timeout=timeout,
         image_pull_secrets=settings.image_pull_secrets,
+        meshed=definition.check_runner == "mesh",
+        pod_cidr=settings.mesh_pod_cidr,
     )
     api.create_if_absent(job)
     run = CheckRun(token=token, job=job["metadata"]["name"], requested_at=format_timestamp(now))

@@ -19,6 +19,7 @@ from roadlab.api.durations import parse_timestamp
 from roadlab.api.lab import CheckRunState, LabStatus
 from roadlab.catalog.rendering import render_data
 from roadlab.catalog.schema import LabDefinition
+from roadlab.controller.settings import DEFAULT_POD_CIDR
 
 # The checker stops starting tasks this long before the Job's deadline, so it can
 # still report what it has; the deadline itself catches a check that hangs.
@@ -45,6 +46,24 @@ TOKEN_ANNOTATION = f"{naming.GROUP}/check-token"
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"  # set on a Job's pods by the Job controller
 WARM_JOB = "warm"  # lastCheck.job of a run made by the warm checker
 WAIT_RETRY_SECONDS = 2  # a request that must wait (a run in flight) is tried again then
+
+# A lab with checkRunner: mesh (the istio lab) is checked from a pod on the service mesh:
+# Istio's injector gives the check Job's pod a sidecar (Istio's pod-level opt-in label; a
+# native sidecar, so the Job ends when the check container does). Routing such as a weighted
+# split happens in the client's sidecar, so only a meshed client can measure it. Two kinds of
+# traffic bypass the sidecar: the Kubernetes API (port 443: the checker reads the lab with its
+# own credentials, whatever the mesh does) and connections straight to pod IPs, so that
+# plaintext_refused speaks plain text as a client without a mesh identity would.
+MESH_INJECT_LABEL = "sidecar.istio.io/inject"
+MESH_POD_ANNOTATIONS = {
+    "sidecar.istio.io/nativeSidecar": "true",
+    "traffic.sidecar.istio.io/excludeOutboundPorts": "443",
+    "sidecar.istio.io/proxyCPU": "20m",
+    "sidecar.istio.io/proxyMemory": "48Mi",
+    "sidecar.istio.io/proxyCPULimit": "500m",
+    "sidecar.istio.io/proxyMemoryLimit": "128Mi",
+}
+MESH_BYPASS_ANNOTATION = "traffic.sidecar.istio.io/excludeOutboundIPRanges"
 
 
 def runs_warm(definition: LabDefinition, warm_checker: bool) -> bool:
@@ -101,11 +120,14 @@ def check_job(
     operator_namespace: str,
     timeout: int,
     image_pull_secrets: Sequence[str] = (),
+    meshed: bool = False,
+    pod_cidr: str = DEFAULT_POD_CIDR,
 ) -> dict[str, Any]:
     """The Job of one validation run; owned by the Lab, so it goes when the Lab goes.
 
     image_pull_secrets: Secrets in operator_namespace to pull `image` with (the chart's
-    imagePullSecrets: the image is the operator's own).
+    imagePullSecrets: the image is the operator's own). meshed: the pod joins the service
+    mesh (MESH_INJECT_LABEL); pod_cidr: the pod addresses its sidecar lets it reach directly.
     """
     labels = {
         **naming.labels(request.lab_name, naming.COMPONENT_CHECK),
@@ -146,6 +168,11 @@ def check_job(
     }
     if image_pull_secrets:
         pod["imagePullSecrets"] = [{"name": name} for name in image_pull_secrets]
+    pod_labels = dict(labels)
+    pod_annotations = {TOKEN_ANNOTATION: request.token}
+    if meshed:
+        pod_labels[MESH_INJECT_LABEL] = "true"
+        pod_annotations |= {**MESH_POD_ANNOTATIONS, MESH_BYPASS_ANNOTATION: pod_cidr}
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -171,7 +198,7 @@ def check_job(
             "ttlSecondsAfterFinished": JOB_TTL_SECONDS,
             # The token on the pod too: its end is recorded from the pod (collect_check_pod).
             "template": {
-                "metadata": {"labels": labels, "annotations": {TOKEN_ANNOTATION: request.token}},
+                "metadata": {"labels": pod_labels, "annotations": pod_annotations},
                 "spec": pod,
             },
         },

@@ -10,6 +10,8 @@ from roadlab.api import naming
 from roadlab.catalog.location import default_catalog_dir
 
 DEFAULT_CHECKER_IMAGE = "localhost/roadlab/operator:0.1.0"
+# The cluster's pod addresses (ROADLAB_MESH_POD_CIDR): the local cluster's and kind's.
+DEFAULT_POD_CIDR = "10.244.0.0/16"
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,8 @@ class CheckSettings:
     warm_checker: bool = False
     # The key the warm checker's requests are signed with; None: read from its Secret.
     checker_key: str | None = None
+    # The cluster's pod addresses, which a meshed check run reaches without its sidecar.
+    mesh_pod_cidr: str = DEFAULT_POD_CIDR
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class Settings:
     image_pull_secrets: tuple[str, ...] = ()
     warm_checker: bool = False
     checker_key: str | None = None
+    mesh_pod_cidr: str = DEFAULT_POD_CIDR
     portal: PortalSettings = PortalSettings()
     # Where the metrics and liveness endpoints listen: every address in a pod (the kubelet
     # and Prometheus reach it there); 127.0.0.1 for an operator run on a node, such as the
@@ -60,6 +65,7 @@ class Settings:
             self.image_pull_secrets,
             self.warm_checker,
             self.checker_key,
+            self.mesh_pod_cidr,
         )
 
     @classmethod
@@ -79,6 +85,7 @@ class Settings:
             image_pull_secrets=secret_names(env.get("ROADLAB_IMAGE_PULL_SECRETS", "")),
             warm_checker=env.get("ROADLAB_WARM_CHECKER", "true").strip().lower() == "true",
             checker_key=env.get("ROADLAB_CHECKER_KEY") or None,
+            mesh_pod_cidr=env.get("ROADLAB_MESH_POD_CIDR") or DEFAULT_POD_CIDR,
             portal=PortalSettings(
                 access_tokens=env.get("ROADLAB_PORTAL", "true").strip().lower() == "true",
                 workspace_image=env.get("ROADLAB_WORKSPACE_IMAGE") or None,
