@@ -14,5 +14,16 @@ existed=$(k get deployment triton --ignore-not-found -o name)
 k apply -f "$here/triton.yaml"
 # Triton reads the repository at start only: pods that were already running must restart to
 # see the new version policy. (New pods read the ConfigMap as it is now.)
-if [ -n "$existed" ]; then k rollout restart deployment/triton; fi
+old_pods=""
+if [ -n "$existed" ]; then
+  old_pods=$(k get pods -l app=triton -o name)
+  k rollout restart deployment/triton
+fi
 k rollout status deployment/triton --timeout=180s
+# The rollout is done when the new pod is ready, but an old one may still answer through the
+# Service while it shuts down (until kube-proxy has dropped its endpoint), with the old
+# version policy: wait until the old pods are gone.
+if [ -n "$old_pods" ]; then
+  # shellcheck disable=SC2086 # one argument per pod
+  k wait --for=delete $old_pods --timeout=120s
+fi
