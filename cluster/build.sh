@@ -6,6 +6,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$CLUSTER_DIR/images.sh"
 source "$CLUSTER_DIR/metrics-server.sh"
 source "$CLUSTER_DIR/flux.sh"
+source "$CLUSTER_DIR/istio.sh"
 
 export CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false"
 
@@ -120,6 +121,7 @@ main() {
     "$(flux_bin_dir source-controller)/source-controller"
   binary_image "$FLUX_KUSTOMIZE_CONTROLLER_IMAGE" "$CLUSTER_DIR/images/flux-kustomize-controller" \
     "$(flux_bin_dir kustomize-controller)/kustomize-controller"
+  build_istio_images >/dev/null
   log "binaries and images are built and cached under $CACHE_DIR"
 }
 

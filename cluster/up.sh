@@ -6,6 +6,7 @@ source "$CLUSTER_DIR/pki.sh"
 source "$CLUSTER_DIR/metrics-server.sh"
 source "$CLUSTER_DIR/istio-crds.sh"
 source "$CLUSTER_DIR/flux.sh"
+source "$CLUSTER_DIR/istio.sh"
 source "$CLUSTER_DIR/network-policy.sh"
 
 [[ $EUID -eq 0 ]] || die "the local cluster needs root (containers, iptables, mounts)"
@@ -222,6 +223,9 @@ start_addons() {
   # Flux (source- and kustomize-controller): GitOps, locked down to apply as a ServiceAccount
   # of each Kustomization's own namespace.
   install_flux "$FLUX_SOURCE_CONTROLLER_IMAGE" "$FLUX_KUSTOMIZE_CONTROLLER_IMAGE" Never kubectl_local
+  # Istio's data plane (istio-cni chained into the pod network, istiod, the injector): the
+  # istio lab's pods and its meshed check Jobs get sidecars.
+  install_istio kubectl_local
 }
 
 main() {
