@@ -1,15 +1,19 @@
-"""The istio catalog lab on a real cluster with Istio's own CRDs (cluster/istio-crds.sh).
+"""The istio catalog lab on a real mesh: Istio's CRDs, istiod, istio-cni and sidecars of
+pilot-agent and upstream Envoy, built here (cluster/istio.sh).
 
-No istiod or sidecars run here: the checks read the learner's configuration, which the API
-server has validated against Istio's real schemas. The learner's one right over their own
-Namespace (the istio-injection label) and its limits are checked through the admission
-policy the chart installs. Phase timings print with `pytest -s`.
+The configuration checks read what the API server validated against Istio's own schemas;
+the behavioural ones run in a check Job with a sidecar of its own: they count 200 real
+responses by version and send plain text past the check's sidecar to each pod. The
+learner's one right over their own Namespace (the istio-injection label) and its limits
+are checked through the admission policy the chart installs. Phase timings print with
+`pytest -s`.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 from .conftest import kubectl
 from .lab_phases import Phases, check_now, check_solution, finished_run
@@ -70,6 +74,43 @@ def test_learner_may_set_only_the_labs_namespace_labels(labs: Labs) -> None:
     assert labels["istio-injection"] == "enabled"
 
 
+def assert_off_the_mesh(before: dict[str, Any]) -> None:
+    """The initial check: nothing done yet, and the pods have no sidecars."""
+    assert before["sidecar-injection"]["state"] == "Failed"
+    assert (
+        'metadata.labels["istio-injection"] is not set' in before["sidecar-injection"]["message"]
+    ), before["sidecar-injection"]
+    assert "lack a container named istio-proxy" in before["sidecars-running"]["message"]
+    assert "DestinationRule reviews not found" in before["destination-rule"]["message"]
+    assert "VirtualService reviews not found" in before["weighted-split"]["message"]
+    assert "PeerAuthentication default not found" in before["strict-mtls"]["message"]
+    # Off the mesh, the Service's own load balancing spreads requests evenly.
+    even = before["measured-split"]["message"]
+    assert even.startswith("the requests were spread evenly"), even
+    bare = before["plaintext-refused"]["message"]
+    assert "2 pods without an istio-proxy sidecar" in bare, bare
+    assert all(task["hint"] for task in before.values())
+
+
+def assert_wrong_answer(wrong: dict[str, Any]) -> None:
+    """Subsets swapped and PERMISSIVE, on the mesh: the configuration checks and the
+    measured behaviour both say so."""
+    assert wrong["sidecar-injection"]["state"] == "Passed"
+    assert wrong["sidecars-running"]["state"] == "Passed", wrong["sidecars-running"]
+    subsets = wrong["destination-rule"]["message"]
+    assert 'spec.subsets[name=v1].labels.version is "v2", expected "v1"' in subsets, subsets
+    assert wrong["weighted-split"]["state"] == "Passed", wrong["weighted-split"]
+    inverted = wrong["measured-split"]
+    assert inverted["state"] == "Failed", inverted
+    assert inverted["message"].startswith("the split is inverted: v1 "), inverted
+    assert "subsets' labels swapped" in inverted["message"], inverted
+    mtls = wrong["strict-mtls"]["message"]
+    assert 'spec.mtls.mode is "PERMISSIVE", expected "STRICT"' in mtls, mtls
+    plain = wrong["plaintext-refused"]
+    assert plain["state"] == "Failed", plain
+    assert "plain text from a client without a mesh identity got answers" in plain["message"]
+
+
 def test_istio_lab_wrong_answer_then_solution(labs: Labs) -> None:
     phases = Phases("istio")
     name = unique("istio")
@@ -79,16 +120,8 @@ def test_istio_lab_wrong_answer_then_solution(labs: Labs) -> None:
     phases.done("Lab Ready")
 
     wait_until(lambda: finished_run(labs, name), "the initial check", timeout=CHECK_SECONDS)
-    before = tasks(labs, name)
-    assert before["sidecar-injection"]["state"] == "Failed"
-    assert (
-        'metadata.labels["istio-injection"] is not set' in before["sidecar-injection"]["message"]
-    ), before["sidecar-injection"]
-    assert "DestinationRule reviews not found" in before["destination-rule"]["message"]
-    assert "VirtualService reviews not found" in before["weighted-split"]["message"]
-    assert "PeerAuthentication default not found" in before["strict-mtls"]["message"]
-    assert all(task["hint"] for task in before.values())
-    assert labs.get(name)["status"]["progress"] == "0/4"
+    assert_off_the_mesh(tasks(labs, name))
+    assert labs.get(name)["status"]["progress"] == "0/7"
     weights = kubectl(
         "-n", namespace, "get", "configmap", "assignment",
         "-o", "jsonpath={.data.stableWeight}/{.data.canaryWeight}",
@@ -107,23 +140,28 @@ def test_istio_lab_wrong_answer_then_solution(labs: Labs) -> None:
     assert bad.returncode != 0 and "STRICTLY" in bad.stderr, bad.stderr
 
     run_as_learner(namespace, "labs/istio/solution/wrong/apply.sh")
-    token = check_now(labs, name, "the wrong answer", timeout=CHECK_SECONDS)
+    phases.done("wrong answer applied (pods restarted with sidecars)")
+    check_now(labs, name, "the wrong answer", timeout=CHECK_SECONDS)
     wrong = tasks(labs, name)
-    assert wrong["sidecar-injection"]["state"] == "Failed"
-    subsets = wrong["destination-rule"]["message"]
-    assert 'spec.subsets[name=v1].labels.version is "1", expected "v1"' in subsets, subsets
-    split = wrong["weighted-split"]["message"]
-    assert "spec.http[0].route[destination.subset=v1].weight is 50, expected 80" in split, split
-    assert "spec.http[0].route[destination.subset=v2].weight is 50, expected 20" in split, split
-    mtls = wrong["strict-mtls"]["message"]
-    assert 'spec.mtls.mode is "PERMISSIVE", expected "STRICT"' in mtls, mtls
-    print(f"[istio lab] wrong answer: {split} | {subsets} | {mtls}")
+    assert_wrong_answer(wrong)
+    print(
+        f"[istio lab] wrong answer: {wrong['measured-split']['message']} | "
+        f"{wrong['plaintext-refused']['message']}"
+    )
     phases.done("wrong answer checked")
 
     run_as_learner(namespace, "labs/istio/solution/apply.sh")
     phases.done("solution applied")
     token, status = check_solution(labs, name, timeout=CHECK_SECONDS)
-    assert status["progress"] == "4/4"
+    assert status["progress"] == "7/7"
     assert status["lastCheck"]["token"] == token
-    print(f"[istio lab] split: {tasks(labs, name)['weighted-split']['message']}")
+    solved = tasks(labs, name)
+    split = solved["measured-split"]
+    assert split["message"].startswith("measured split of 200 responses: v1 "), split
+    counts = split["evidence"]
+    assert counts["count.v1"] + counts["count.v2"] == 200, counts
+    assert counts["expected.v2"] == "40 ± 23", counts  # 4·sqrt(200·0.2·0.8)
+    refused = solved["plaintext-refused"]["message"]
+    assert refused.startswith("plain text to port 8080 of 2 pods"), refused
+    print(f"[istio lab] {split['message']} | {refused}")
     phases.done("solution checked: Completed")

@@ -103,6 +103,11 @@ def test_a_meshed_check_job_gets_a_sidecar_that_only_service_traffic_goes_throug
     assert set(plain["annotations"]) == {checks.TOKEN_ANNOTATION}
 
 
+def test_the_istio_lab_is_checked_from_the_mesh(catalog: dict[str, LabDefinition]) -> None:
+    assert catalog["istio"].check_runner == "mesh"
+    assert not checks.runs_warm(catalog["istio"], warm_checker=True)
+
+
 @pytest.mark.parametrize(
     ("value", "names"),
     [

@@ -7,9 +7,12 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 k() { kubectl -n "$LAB_NAMESPACE" "$@"; }
 
-# 1. Sidecar injection for every new pod of the namespace. On a real mesh the running pods
-#    get their sidecars when restarted: kubectl rollout restart deployment reviews-v1 reviews-v2
+# 1. Sidecar injection for every new pod of the namespace; the running pods get their
+#    sidecars when their Deployments replace them.
 kubectl label namespace "$LAB_NAMESPACE" istio-injection=enabled --overwrite
+k rollout restart deployment reviews-v1 reviews-v2
+k rollout status deployment reviews-v1 --timeout=180s
+k rollout status deployment reviews-v2 --timeout=180s
 
 # 2. and 4. Subsets v1/v2, and strict mutual TLS for the namespace.
 k apply -f "$here/destination-rule.yaml" -f "$here/peer-authentication.yaml"
