@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -21,10 +22,16 @@ REQUEST = checks.CheckRequest("alice-smoke", "uid-1", "t1", "lab-alice-smoke")
 CONTEXT = render_context({"replicas": 2}, "alice-smoke", "alice", "lab-alice-smoke")
 
 
-def job(catalog: dict[str, LabDefinition], timeout: int = 60) -> dict:  # type: ignore[type-arg]
+def job(catalog: dict[str, LabDefinition], timeout: int = 60, **options: Any) -> dict[str, Any]:
+    """The smoke lab's check Job; options go to check_job (image_pull_secrets, meshed, ...)."""
     spec = checks.check_spec(catalog["smoke"], CONTEXT, "alice-smoke", timeout)
     return checks.check_job(
-        REQUEST, spec, image="img:1", operator_namespace="roadlab-system", timeout=timeout
+        REQUEST,
+        spec,
+        image="img:1",
+        operator_namespace="roadlab-system",
+        timeout=timeout,
+        **options,
     )
 
 
@@ -60,15 +67,7 @@ def test_check_job_pulls_with_the_operators_pull_secrets(
     catalog: dict[str, LabDefinition],
 ) -> None:
     # Same image as the operator: a private registry needs the same secrets.
-    spec = checks.check_spec(catalog["smoke"], CONTEXT, "alice-smoke", 60)
-    manifest = checks.check_job(
-        REQUEST,
-        spec,
-        image="registry.example/roadlab:1",
-        operator_namespace="roadlab-system",
-        timeout=60,
-        image_pull_secrets=("regcred", "mirror"),
-    )
+    manifest = job(catalog, image_pull_secrets=("regcred", "mirror"))
     pod = manifest["spec"]["template"]["spec"]
     assert pod["imagePullSecrets"] == [{"name": "regcred"}, {"name": "mirror"}]
     # None configured: no empty list for the API server to store.
@@ -78,16 +77,7 @@ def test_check_job_pulls_with_the_operators_pull_secrets(
 def test_a_meshed_check_job_gets_a_sidecar_that_only_service_traffic_goes_through(
     catalog: dict[str, LabDefinition],
 ) -> None:
-    spec = checks.check_spec(catalog["smoke"], CONTEXT, "alice-smoke", 60)
-    manifest = checks.check_job(
-        REQUEST,
-        spec,
-        image="localhost/roadlab/operator:0.1.0",
-        operator_namespace="roadlab-system",
-        timeout=60,
-        meshed=True,
-        pod_cidr="10.42.0.0/16",
-    )
+    manifest = job(catalog, meshed=True, pod_cidr="10.42.0.0/16")
     template = manifest["spec"]["template"]
     assert template["metadata"]["labels"]["sidecar.istio.io/inject"] == "true"
     annotations = template["metadata"]["annotations"]
