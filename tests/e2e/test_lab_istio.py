@@ -120,6 +120,11 @@ def test_istio_lab_wrong_answer_then_solution(labs: Labs) -> None:
     phases.done("Lab Ready")
 
     wait_until(lambda: finished_run(labs, name), "the initial check", timeout=CHECK_SECONDS)
+    # The initial check may run before both versions are ready (then one version answers
+    # alone): check again once both serve, so the split is the Service's own.
+    for deployment in ("reviews-v1", "reviews-v2"):
+        kubectl("-n", namespace, "rollout", "status", f"deployment/{deployment}", "--timeout=120s")
+    check_now(labs, name, "the lab off the mesh", timeout=CHECK_SECONDS)
     assert_off_the_mesh(tasks(labs, name))
     assert labs.get(name)["status"]["progress"] == "0/7"
     weights = kubectl(

@@ -54,6 +54,15 @@ def test_judge_names_an_even_split() -> None:
     assert message.startswith("the requests were spread evenly")
 
 
+def test_judge_names_a_version_that_never_answered() -> None:
+    passed, message = judge_split({"v1": 0, "v2": 200}, WEIGHTS, 200, 4)
+    assert not passed
+    assert message.startswith(
+        "no answer came from v1: v1 0 (expected 180 ± 17), v2 200 (expected 20 ± 17); are its "
+        "pods ready"
+    )
+
+
 def test_judge_otherwise_shows_the_counts() -> None:
     passed, message = judge_split({"v1": 140, "v2": 60}, WEIGHTS, 200, 4)
     assert (passed, message) == (

@@ -169,6 +169,12 @@ def judge_split(
             "the subsets' labels swapped in the DestinationRule, or the weights in the "
             "VirtualService?"
         )
+    silent = [v for v, w in weights.items() if w > 0 and counts.get(v, 0) == 0]
+    if silent:
+        return False, (
+            f"no answer came from {' or '.join(silent)}: {measured}; are its pods ready "
+            "(`kubectl get pods --show-labels`), and does its subset select them?"
+        )
     evenly = even(weights)
     if evenly is not None and fits(counts, evenly, n, sigmas):
         return False, (
