@@ -59,6 +59,34 @@ def test_learner_may_set_only_the_labs_namespace_labels(labs: Labs) -> None:
     code, out = as_learner(namespace, "label", "namespace", f"lab-{other}", "istio-injection=x")
     assert code != 0 and "forbidden" in out.lower(), out
 
+    # Istio routing names only this lab's Services: another lab's would reach that lab's
+    # clients (and its meshed checks), since Istio applies routing mesh-wide by default.
+    foreign = f"reviews.lab-{other}.svc.cluster.local"
+    for kind, host_field in (("VirtualService", "hosts"), ("DestinationRule", "host")):
+        for host, allowed in ((foreign, False), ("*", False), (f"reviews.{namespace}.svc", True)):
+            value = [host] if host_field == "hosts" else host
+            spec: dict[str, Any] = {host_field: value}
+            if kind == "VirtualService":
+                spec["http"] = [{"route": [{"destination": {"host": "reviews"}}]}]
+            manifest = {
+                "apiVersion": "networking.istio.io/v1",
+                "kind": kind,
+                "metadata": {"name": "probe-hosts"},
+                "spec": spec,
+            }
+            done = kubectl(
+                "-n", namespace, "apply", "-f", "-",
+                f"--as=system:serviceaccount:{namespace}:learner",
+                input=json.dumps(manifest), check=False,
+            )  # fmt: skip
+            if allowed:
+                assert done.returncode == 0, done.stderr
+                kubectl("-n", namespace, "delete", kind, "probe-hosts")
+            else:
+                assert done.returncode != 0, (kind, host)
+                assert "Istio routing names only Services of its own namespace" in done.stderr
+                assert host in done.stderr, done.stderr
+
     labels = json.loads(kubectl("get", "namespace", namespace, "-o", "json").stdout)["metadata"][
         "labels"
     ]

@@ -463,3 +463,20 @@ def test_network_policy_values(render: Any) -> None:
     assert policy["spec"]["ingress"][0]["from"][1:] == [balancer]
     disabled = render({"networkPolicy": {"enabled": False}})
     assert not [obj for obj in disabled if obj["kind"] == "NetworkPolicy"]
+
+
+def test_lab_istio_routing_may_name_only_the_labs_own_services(render: Any) -> None:
+    objects = render({})
+    policy = find(objects, "ValidatingAdmissionPolicy", "roadlab-lab-mesh")
+    binding = find(objects, "ValidatingAdmissionPolicyBinding", "roadlab-lab-mesh")
+    assert binding["spec"] == {"policyName": "roadlab-lab-mesh", "validationActions": ["Deny"]}
+    assert policy["spec"]["failurePolicy"] == "Fail"
+    constraints = policy["spec"]["matchConstraints"]
+    assert constraints["namespaceSelector"]["matchExpressions"] == [
+        {"key": naming.LABEL_LAB, "operator": "Exists"}
+    ]
+    (rule,) = constraints["resourceRules"]
+    assert rule["apiGroups"] == ["networking.istio.io"]
+    assert rule["resources"] == ["virtualservices", "destinationrules"]
+    # What the API server does with it is the istio lab's e2e test (a learner naming another
+    # lab's Service is refused, their own FQDN is not).
