@@ -95,12 +95,14 @@ istio_image_contexts() {
 
 # build_istio_images: the three images, built with buildah; prints their docker-archive tars.
 build_istio_images() {
-  local name ctx
+  local name ctx contexts
   ensure_debian_base
+  # An assignment, not a process substitution: a failed Go build stops the script here.
+  contexts=$(istio_image_contexts)
   while read -r name ctx; do
     build_image "$name" "$ctx"
     rm -rf "$ctx"
-  done < <(istio_image_contexts)
+  done <<<"$contexts"
 }
 
 # The node's CNI plugin directory, configuration directory and the network's conflist, into

@@ -29,10 +29,12 @@ install_flux "$FLUX_SOURCE_CONTROLLER_UPSTREAM_IMAGE" "$FLUX_KUSTOMIZE_CONTROLLE
   kubectl --kubeconfig "$KIND_KUBECONFIG"
 # Istio as on the local cluster (the same images, built here with Docker: upstream's proxy
 # image would expect Istio's own Envoy build), istio-cni chained into kindnet's network.
+istio_contexts=$(istio_image_contexts) # an assignment: a failed build stops the script
 while read -r name ctx; do
-  docker build -q -t "$name" "$ctx" >&2 && kind load docker-image "$name" --name roadlab >&2
+  docker build -q -t "$name" "$ctx" >&2
+  kind load docker-image "$name" --name roadlab >&2
   rm -rf "$ctx"
-done < <(istio_image_contexts)
+done <<<"$istio_contexts"
 ISTIO_CNI_BIN_DIR=/opt/cni/bin ISTIO_CNI_CONF_DIR=/etc/cni/net.d ISTIO_CNI_CONF_FILE=10-kindnet.conflist \
   install_istio kubectl --kubeconfig "$KIND_KUBECONFIG"
 "$CLUSTER_DIR/project-images.sh" kind >&2
