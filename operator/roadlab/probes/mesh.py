@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -53,7 +53,7 @@ from roadlab.probes.base import (
     show,
 )
 from roadlab.probes.http_args import Port, ServiceName, UrlPath, snippet, unreachable
-from roadlab.probes.pods_ready import is_ready
+from roadlab.probes.pods_ready import ContainerHas, has_container, is_ready, pod_names
 
 SIDECAR_CONTAINER = "istio-proxy"
 DEFAULT_VERSION_PATTERN = r"\(([-\w.]+)\)\s*$"
@@ -281,19 +281,8 @@ class PlaintextRefusedArgs(ProbeArgs):
     timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 5
 
 
-def _has_sidecar(pod: Mapping[str, Any]) -> bool:
-    spec = pod.get("spec") or {}
-    containers = [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]
-    return any(c.get("name") == SIDECAR_CONTAINER for c in containers)
-
-
 def _name(pod: Mapping[str, Any]) -> str:
     return str((pod.get("metadata") or {}).get("name", "?"))
-
-
-def _names(pods: Sequence[Mapping[str, Any]]) -> str:
-    shown = ", ".join(_name(p) for p in pods[:MAX_NAMED])
-    return shown + (f" and {len(pods) - MAX_NAMED} more" if len(pods) > MAX_NAMED else "")
 
 
 def run_plaintext_refused(ctx: ProbeContext, args: PlaintextRefusedArgs) -> CheckResult:
@@ -303,12 +292,14 @@ def run_plaintext_refused(ctx: ProbeContext, args: PlaintextRefusedArgs) -> Chec
         return CheckResult.fail(
             f"no ready pod matches {args.label_selector} in namespace {ctx.namespace}", evidence
         )
-    bare = [p for p in pods if not _has_sidecar(p)]
+    sidecar = ContainerHas(name=SIDECAR_CONTAINER)
+    bare = [p for p in pods if not has_container(p, sidecar)]
     if bare:
         return CheckResult.fail(
-            f"{plural(len(bare), 'pod')} without an {SIDECAR_CONTAINER} sidecar ({_names(bare)}):"
-            " nothing enforces mutual TLS there; label the namespace istio-injection=enabled and"
-            " restart the Deployments (`kubectl rollout restart deployment`)",
+            f"{plural(len(bare), 'pod')} without an {SIDECAR_CONTAINER} sidecar "
+            f"({pod_names(bare)}): nothing enforces mutual TLS there; label the namespace "
+            "istio-injection=enabled and restart the Deployments "
+            "(`kubectl rollout restart deployment`)",
             evidence,
         )
     answered: list[tuple[Mapping[str, Any], int]] = []
@@ -342,7 +333,7 @@ def run_plaintext_refused(ctx: ProbeContext, args: PlaintextRefusedArgs) -> Chec
             evidence,
         )
     return CheckResult.ok(
-        f"plain text to port {args.port} of {plural(len(pods), 'pod')} ({_names(pods)}) was "
+        f"plain text to port {args.port} of {plural(len(pods), 'pod')} ({pod_names(pods)}) was "
         f"refused by their sidecars ({refusals[0]}): mutual TLS is STRICT",
         evidence,
     )

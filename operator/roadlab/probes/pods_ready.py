@@ -14,6 +14,7 @@ with restartPolicy: Always), as Istio injects it either way.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints, field_validator
@@ -58,13 +59,13 @@ def is_ready(pod: dict[str, Any]) -> bool:
     )
 
 
-def _containers(pod: dict[str, Any]) -> list[dict[str, Any]]:
+def _containers(pod: Mapping[str, Any]) -> list[dict[str, Any]]:
     spec = pod.get("spec") or {}
     sidecars = [c for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"]
     return [*(spec.get("containers") or []), *sidecars]
 
 
-def _has(pod: dict[str, Any], wanted: ContainerHas) -> bool:
+def has_container(pod: Mapping[str, Any], wanted: ContainerHas) -> bool:
     for container in _containers(pod):
         if container.get("name") != wanted.name:
             continue
@@ -73,7 +74,8 @@ def _has(pod: dict[str, Any], wanted: ContainerHas) -> bool:
     return False
 
 
-def _names(pods: list[dict[str, Any]]) -> str:
+def pod_names(pods: Sequence[Mapping[str, Any]]) -> str:
+    """The pods' names, sorted, the first MAX_NAMED_PODS of them, for a message."""
     names = sorted(str((p.get("metadata") or {}).get("name", "?")) for p in pods)
     shown = ", ".join(names[:MAX_NAMED_PODS])
     return shown + (
@@ -117,13 +119,13 @@ def run(ctx: ProbeContext, args: PodsReadyArgs) -> CheckResult:
         )
     complete = ready
     for wanted in args.container_has:
-        lacking = [p for p in complete if not _has(p, wanted)]
-        complete = [p for p in complete if _has(p, wanted)]
+        lacking = [p for p in complete if not has_container(p, wanted)]
+        complete = [p for p in complete if has_container(p, wanted)]
         evidence[f"with {wanted.name}"] = len(complete)
         if len(complete) < args.min_count:
             return CheckResult.fail(
                 f"{len(lacking)} of {len(ready)} ready pods matching {selector} lack "
-                f"{wanted.describe()}: {_names(lacking)}; expected at least {args.min_count} "
+                f"{wanted.describe()}: {pod_names(lacking)}; expected at least {args.min_count} "
                 "pods with it (pods only get new containers when they are recreated)",
                 evidence,
             )
